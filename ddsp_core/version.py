@@ -1,0 +1,2 @@
+"""ddsp-beam version."""
+__version__ = "0.1.0"

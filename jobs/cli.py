@@ -1,0 +1,98 @@
+"""The `ddsp-beam` command line. Thin: parse arguments, call a library function.
+
+Exit status everywhere: 0 when every input succeeded, 1 when some inputs failed
+(each is reported), 2 when the command itself could not run.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_RUN_FAILED = 0, 1, 2
+
+
+class _DropNoise(logging.Filter):
+  """Drops start-up warnings that say nothing to a user of this tool."""
+  NOISE = ("apitools not found",)
+
+  def filter(self, record):
+    return not any(n in record.getMessage() for n in self.NOISE)
+
+
+def _quiet_startup():
+  # TensorFlow's C++ start-up chatter is noise for a command-line user.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  logging.getLogger().addFilter(_DropNoise())
+
+
+def _add_features_parser(sub):
+  p = sub.add_parser("features", help="per-frame f0, confidence and loudness to Parquet",
+                     description="Computes f0 (CREPE), confidence and A-weighted loudness "
+                     "per frame for audio files and writes them to a Parquet file. Files "
+                     "that cannot be used are listed with their reason in "
+                     "<output stem>.errors.parquet; the others are processed.")
+  p.add_argument("inputs", nargs="+", help="audio files, glob patterns ('**' recurses) or directories")
+  p.add_argument("-o", "--output", required=True, help="output Parquet file")
+  p.add_argument("--crepe_model", default="full",
+                 choices=["tiny", "small", "medium", "large", "full"])
+  p.add_argument("--frame_rate", type=int, default=250, help="frames per second (default 250)")
+  p.add_argument("--viterbi", action=argparse.BooleanOptionalAction, default=True,
+                 help="Viterbi-smooth f0 (default on)")
+  p.add_argument("--padding", default="center", choices=["center", "same"],
+                 help="frame alignment: 'center' (frame i centred at i/frame_rate s) or "
+                 "'same' (frame i starts there; magenta's ddsp_prepare_tfrecord default)")
+  p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
+  p.add_argument("--plots", metavar="DIR", help="write one PNG per file here")
+  p.add_argument("--no_progress", action="store_true", help="no progress bar")
+  p.set_defaults(func=_cmd_features)
+
+
+def _cmd_features(args, extra):
+  if extra:
+    raise SystemExit(f"ddsp-beam features: unknown arguments {extra}")
+  from jobs import features  # pylint: disable=g-import-not-at-top
+  result = features.run_features(
+      args.inputs, args.output, crepe_model=args.crepe_model, frame_rate=args.frame_rate,
+      viterbi=args.viterbi, padding=args.padding, precision=args.precision,
+      plots_dir=args.plots, progress=not args.no_progress)
+  for err in result.errors:
+    print(f"FAILED [{err['error_type']}] {err['message']}", file=sys.stderr)
+  print(f"{len(result.files_ok)} file(s) ok, {len(result.errors)} failed; "
+        f"{result.frames} frames from {result.audio_seconds:.1f} s of audio in "
+        f"{result.wall_seconds:.1f} s -> {result.output}"
+        + (f"; errors -> {result.errors_output}" if result.errors else ""))
+  return result.exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="ddsp-beam", description="DDSP datasets, training and timbre transfer on Apache Beam.")
+  from ddsp_core.version import __version__  # pylint: disable=g-import-not-at-top
+  parser.add_argument("--version", action="version", version=f"ddsp-beam {__version__}")
+  sub = parser.add_subparsers(dest="command", required=True)
+  _add_features_parser(sub)
+  return parser
+
+
+def main(argv=None) -> int:
+  _quiet_startup()
+  parser = build_parser()
+  args, extra = parser.parse_known_args(argv)
+  try:
+    return args.func(args, extra)
+  except SystemExit as e:
+    if isinstance(e.code, str):
+      print(e.code, file=sys.stderr)
+      return EXIT_RUN_FAILED
+    raise
+  except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    return EXIT_RUN_FAILED
+  except Exception as e:  # pylint: disable=broad-except
+    print(f"ddsp-beam {args.command}: error: {e}", file=sys.stderr)
+    return EXIT_RUN_FAILED
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,47 @@
+"""Resolving input patterns to files, with Beam's FileSystems.
+
+Local paths, `gs://` (with the gcp extra) and any other filesystem Beam knows
+work the same way. A pattern names exactly what it matches (a `.csv` matched
+by `corpus/**` is an input, and will be reported as "not audio"); a plain
+directory stands for every audio file below it.
+"""
+
+import os
+from typing import Iterable, List
+
+from apache_beam.io.filesystems import FileSystems
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif",
+                    ".aiff", ".m4a", ".aac", ".wma", ".w64", ".rf64", ".caf")
+_GLOB_CHARS = "*?["
+
+
+def is_audio_name(path: str) -> bool:
+  return path.lower().endswith(AUDIO_EXTENSIONS)
+
+
+def expand_inputs(patterns: Iterable[str]) -> List[str]:
+  """Files matched by glob patterns or directories, sorted and de-duplicated.
+
+  Args:
+    patterns: Glob patterns (`**` crosses directories), file paths or
+      directories.
+
+  Returns:
+    Sorted list of paths.
+  """
+  found = set()
+  for pattern in patterns:
+    pattern = os.path.expanduser(pattern)
+    if not any(c in pattern for c in _GLOB_CHARS) and os.path.isdir(pattern):
+      found.update(p for p in _match(os.path.join(pattern, "**")) if is_audio_name(p))
+    elif not any(c in pattern for c in _GLOB_CHARS) and "://" not in pattern:
+      found.add(pattern)  # a plain path: reported later if it is missing
+    else:
+      found.update(_match(pattern))
+  return sorted(found)
+
+
+def _match(pattern: str) -> List[str]:
+  result = FileSystems.match([pattern])[0]
+  return [m.path for m in result.metadata_list]

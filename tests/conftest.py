@@ -1,0 +1,57 @@
+"""Shared test set-up: paths to the shared corpus, tiny audio makers, slow marks."""
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("DDSP_BEAM_SHARED", os.path.join(os.path.dirname(REPO), "shared"))
+CORPUS = os.path.join(SHARED, "corpus")
+DEMO_CORPUS = os.path.join(REPO, "demo", "corpus")
+FIXTURES = os.path.join(REPO, "tests", "fixtures")
+
+
+def pytest_addoption(parser):
+  parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_configure(config):
+  config.addinivalue_line("markers", "slow: long-running; only with --run-slow")
+
+
+def pytest_collection_modifyitems(config, items):
+  if config.getoption("--run-slow"):
+    return
+  skip = pytest.mark.skip(reason="slow: run with --run-slow (make test-all)")
+  for item in items:
+    if "slow" in item.keywords:
+      item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def corpus():
+  if not os.path.isdir(CORPUS):
+    pytest.skip(f"shared corpus not found at {CORPUS} (set DDSP_BEAM_SHARED)")
+  return CORPUS
+
+
+def tone(freq_hz=440.0, seconds=1.0, sample_rate=16000, amplitude=0.5, harmonics=1):
+  """A harmonic tone with 1/k amplitudes, float32 mono."""
+  t = np.arange(int(seconds * sample_rate)) / sample_rate
+  x = sum(np.sin(2 * np.pi * freq_hz * k * t) / k for k in range(1, harmonics + 1))
+  return (amplitude * x / np.max(np.abs(x))).astype(np.float32)
+
+
+@pytest.fixture
+def write_wav(tmp_path):
+  """Writes audio with soundfile and returns its path."""
+  def _write(name, data, sample_rate=16000, subtype=None, fmt=None):
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), data, sample_rate, subtype=subtype, format=fmt)
+    return str(path)
+  return _write

@@ -1,0 +1,85 @@
+"""compute_features: layout, blocked processing and accuracy on real recordings."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from ddsp_core import audio
+from ddsp_core import crepe
+from ddsp_core import features
+from tests.conftest import tone
+
+
+def _glide(seconds, sample_rate=16000):
+  """A tone whose pitch steps and glides, with gaps: exercises Viterbi."""
+  t = np.arange(int(seconds * sample_rate)) / sample_rate
+  f = 220 * 2 ** (np.floor(t * 2) % 5 / 12 + 0.3 * np.sin(2 * np.pi * 0.3 * t))
+  phase = 2 * np.pi * np.cumsum(f) / sample_rate
+  gate = (np.sin(2 * np.pi * 0.7 * t) > -0.8).astype(np.float64)
+  return (0.4 * gate * (np.sin(phase) + 0.3 * np.sin(2 * phase))).astype(np.float32)
+
+
+def _assert_same_features(blocked, whole):
+  """Equal, except that Viterbi may pick another of several equally likely
+  bins in silence (confidence near 0, where f0 means nothing)."""
+  for key in ("f0_confidence", "loudness_db"):
+    np.testing.assert_allclose(blocked[key], whole[key], atol=1e-5, err_msg=key)
+  differ = np.abs(blocked["f0_hz"] - whole["f0_hz"]) > 1e-2
+  assert np.mean(differ) < 0.005
+  assert np.all(whole["f0_confidence"][differ] < 0.3)
+
+
+@pytest.mark.parametrize("padding,frames", [("center", 501), ("same", 500)])
+def test_keys_and_lengths(padding, frames):
+  feats = features.compute_features(tone(330, 2.0, harmonics=3), model="tiny", padding=padding)
+  assert set(feats) == set(features.FEATURE_KEYS)
+  for key, value in feats.items():
+    assert value.shape == (frames,) and value.dtype == np.float32, key
+
+
+def test_other_frame_rates():
+  feats = features.compute_features(tone(330, 1.0, harmonics=3), frame_rate=100, model="tiny")
+  assert len(feats["f0_hz"]) == 101
+  assert np.median(feats["f0_hz"][20:-20]) == pytest.approx(330, rel=0.01)
+
+
+def test_blocks_equal_whole_with_viterbi():
+  x = _glide(12.0)
+  net = crepe.get_model("tiny")
+  whole = features.compute_features(x, crepe_model=net, block_frames=10 ** 6)
+  blocked = features.compute_features(x, crepe_model=net, block_frames=400)
+  _assert_same_features(blocked, whole)
+
+
+@pytest.mark.slow
+def test_ten_minute_file_blocks_equal_whole():
+  x = np.tile(_glide(20.0), 30)  # 10 minutes
+  net = crepe.get_model("tiny")
+  whole = features.compute_features(x, crepe_model=net, block_frames=10 ** 7)
+  blocked = features.compute_features(x, crepe_model=net)
+  _assert_same_features(blocked, whole)
+
+
+def _truth(path):
+  with open(path, encoding="utf-8") as f:
+    rows = list(csv.DictReader(f))
+  f0 = np.array([float(r["f0_hz"]) for r in rows])
+  voiced = np.array([r["voiced"] == "1" for r in rows])
+  weight = np.array([float(r["weight"]) for r in rows])
+  return f0, voiced & (weight > 0)
+
+
+@pytest.mark.parametrize("relpath", ["train/violin/violin_dminor_aria", "transfer/cello_dminor"])
+def test_raw_pitch_accuracy_with_tiny(corpus, relpath):
+  x, _ = audio.load_audio(os.path.join(corpus, relpath + ".wav"))
+  f0, _ = features.compute_f0(x, model="tiny", viterbi=True)
+  truth, scored = _truth(os.path.join(corpus, "truth", relpath + ".csv"))
+  assert len(truth) == len(f0)  # same frame grid as the corpus truth
+  cents = 1200 * np.abs(np.log2(np.maximum(f0[scored], 1e-3) / truth[scored]))
+  assert np.mean(cents <= 50) >= 0.94
+
+
+def test_hz_to_midi():
+  np.testing.assert_allclose(features.hz_to_midi(np.array([440.0, 880.0, 0.0])), [69, 81, 0])

@@ -1,0 +1,75 @@
+"""`ddsp-beam features` end to end: Parquet rows, errors table, plots, exit codes."""
+
+import os
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+
+from jobs import cli
+from jobs import features as features_job
+from tests.conftest import tone
+
+
+def test_good_and_bad_files(corpus, tmp_path, write_wav):
+  src = tmp_path / "in"
+  src.mkdir()
+  for name in ("clip_30ms.wav", "zero_bytes.wav", "f0_table_saved_as.wav", "silence_3s.wav"):
+    shutil.copy(os.path.join(corpus, "bad", name), src / name)
+  good = write_wav("in/sub dir/it's a tone.wav", tone(440, 1.0, harmonics=3))
+  out = tmp_path / "out" / "features.parquet"
+  rc = cli.main(["features", str(src / "**"), "-o", str(out), "--crepe_model", "tiny",
+                 "--plots", str(tmp_path / "plots"), "--no_progress"])
+  assert rc == 1  # some inputs failed
+  table = pq.read_table(out)
+  assert table.schema.equals(features_job.FEATURES_SCHEMA)
+  assert set(table.column("path").to_pylist()) == {good}
+  assert table.num_rows == 251
+  errors = pq.read_table(str(out).replace(".parquet", ".errors.parquet")).to_pylist()
+  failed = {os.path.basename(e["path"]): e["error_type"] for e in errors}
+  assert failed == {"clip_30ms.wav": "too_short", "zero_bytes.wav": "empty",
+                    "f0_table_saved_as.wav": "not_audio", "silence_3s.wav": "silent"}
+  assert all(e["path"] in e["message"] for e in errors)
+  pngs = os.listdir(tmp_path / "plots")
+  assert len(pngs) == 1 and os.path.getsize(tmp_path / "plots" / pngs[0]) > 10000
+
+
+def test_all_good_is_exit_0(tmp_path, write_wav):
+  write_wav("a.wav", tone(300, 0.5))
+  write_wav("b.flac", tone(600, 0.5), fmt="FLAC")
+  out = tmp_path / "f.parquet"
+  assert cli.main(["features", str(tmp_path), "-o", str(out), "--crepe_model", "tiny",
+                   "--no-viterbi", "--frame_rate", "100", "--no_progress"]) == 0
+  table = pq.read_table(out)
+  assert table.num_rows == 2 * 51
+  assert pq.read_table(str(out).replace(".parquet", ".errors.parquet")).num_rows == 0
+
+
+def test_nothing_matched_is_exit_2(tmp_path, capsys):
+  assert cli.main(["features", str(tmp_path / "*.wav"), "-o", str(tmp_path / "x.parquet"),
+                   "--no_progress"]) == 2
+  assert "no input file matches" in capsys.readouterr().err
+  assert not (tmp_path / "x.parquet").exists()
+
+
+def test_bad_settings_are_exit_2(tmp_path, write_wav):
+  write_wav("a.wav", tone(300, 0.5))
+  assert cli.main(["features", str(tmp_path), "-o", str(tmp_path / "x.parquet"),
+                   "--frame_rate", "300", "--no_progress"]) == 2
+
+
+def test_a_crash_leaves_the_previous_output(tmp_path, write_wav, monkeypatch):
+  write_wav("a.wav", tone(300, 0.5))
+  out = tmp_path / "f.parquet"
+  assert cli.main(["features", str(tmp_path / "a.wav"), "-o", str(out), "--crepe_model",
+                   "tiny", "--no_progress"]) == 0
+  before = pq.read_table(out)
+
+  def boom(*args, **kwargs):
+    raise KeyboardInterrupt("simulated interruption mid-run")
+  monkeypatch.setattr(features_job.features_lib, "compute_features", boom)
+  with pytest.raises(KeyboardInterrupt):
+    features_job.run_features([str(tmp_path / "a.wav")], str(out), crepe_model="tiny",
+                              progress=False)
+  assert pq.read_table(out).equals(before)
+  assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
