@@ -81,3 +81,27 @@ def compute_loudness(audio: np.ndarray, sample_rate: int = 16000,
     avg_power = np.mean(power * weighting, axis=-1)
     out[start:start + count] = power_to_db(avg_power, ref_db, range_db)
   return out
+
+
+def compute_power(audio: np.ndarray, sample_rate: int = 16000, frame_rate: int = 50,
+                  frame_size: int = 1024, range_db: float = DB_RANGE,
+                  ref_db: float = 0.0) -> np.ndarray:
+  """Frame-wise mean power in dB (magenta ddsp's `compute_power`, centred frames).
+
+  Args:
+    audio: float array [n_samples], mono.
+    sample_rate: Sample rate in Hz.
+    frame_rate: Frames per second (magenta's dataset statistics use 50).
+    frame_size: Samples per frame.
+    range_db: Floor of the result is -range_db dB.
+    ref_db: Reference level in dB.
+
+  Returns:
+    float32 array [n_frames] of power in dB.
+  """
+  audio = np.asarray(audio, np.float32)
+  hop = framing.hop_size(sample_rate, frame_rate)
+  n = framing.num_frames(len(audio), hop, "center")
+  frames = framing.frame_signal(audio, frame_size, hop, 0, n, "center")
+  power = np.mean(frames.astype(np.float64) ** 2, axis=-1)
+  return power_to_db(power, ref_db, range_db).astype(np.float32)

@@ -65,6 +65,57 @@ def _cmd_features(args, extra):
   return result.exit_code
 
 
+def _add_prepare_parser(sub):
+  p = sub.add_parser(
+      "prepare", help="recordings -> TFRecord dataset, statistics and Parquet reports (Beam)",
+      description="Turns recordings into a DDSP training dataset with an Apache Beam pipeline. "
+      "Unknown flags are passed to Beam's PipelineOptions (--runner, --direct_num_workers, "
+      "--direct_running_mode, --project, ...); the default runner is the DirectRunner.")
+  p.add_argument("--input", action="append", required=True,
+                 help="glob pattern, file or directory; repeat for more")
+  p.add_argument("--output", required=True, help="dataset folder (replaced when the run succeeds)")
+  p.add_argument("--example_secs", type=float, default=4.0)
+  p.add_argument("--hop_secs", type=float, default=1.0)
+  p.add_argument("--frame_rate", type=int, default=250)
+  p.add_argument("--sample_rate", type=int, default=16000, help="rate of the `audio` feature")
+  p.add_argument("--padding", default="same", choices=["same", "center"],
+                 help="frame alignment; 'same' is magenta's default (1000 frames per 4 s)")
+  p.add_argument("--eval_fraction", type=float, default=0.0)
+  p.add_argument("--split_by", default="file", choices=["file", "window"])
+  p.add_argument("--crepe_model", default="full",
+                 choices=["tiny", "small", "medium", "large", "full"])
+  p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
+  p.add_argument("--viterbi", action=argparse.BooleanOptionalAction, default=True)
+  p.add_argument("--chunk_secs", type=int, default=20)
+  p.add_argument("--min_secs", type=float, default=1.0,
+                 help="shorter recordings are reported as skipped")
+  p.add_argument("--silence_db", type=float, default=-80.0,
+                 help="windows whose loudness never exceeds this are dropped")
+  p.add_argument("--num_shards", type=int, default=0, help="TFRecord shards per split (0: runner decides)")
+  p.add_argument("--no_progress", action="store_true")
+  p.set_defaults(func=_cmd_prepare)
+
+
+def _cmd_prepare(args, beam_args):
+  from pipelines import examples, prepare  # pylint: disable=g-import-not-at-top
+  config = prepare.PrepareConfig(
+      window=examples.WindowSpec(sample_rate=args.sample_rate, frame_rate=args.frame_rate,
+                                 example_secs=args.example_secs, hop_secs=args.hop_secs,
+                                 padding=args.padding),
+      crepe_model=args.crepe_model, viterbi=args.viterbi, precision=args.precision,
+      eval_fraction=args.eval_fraction, split_by=args.split_by, chunk_secs=args.chunk_secs,
+      min_secs=args.min_secs, silence_db=args.silence_db, progress=not args.no_progress)
+  result = prepare.run_prepare(args.input, args.output, config, beam_args, args.num_shards)
+  for err in result.errors:
+    print(f"FAILED [{err['error_type']}] {err['message']}", file=sys.stderr)
+  c = result.info["counts"]
+  print(f"{c['files_ok']} file(s) ok, {c['files_skipped']} skipped, {c['files_failed']} failed; "
+        f"windows: {c['windows_train']} train, {c['windows_eval']} eval, "
+        f"{c['windows_dropped_silent']} silent dropped; {c['audio_seconds']:.1f} s of audio in "
+        f"{result.info['wall_seconds']:.1f} s -> {result.output}")
+  return result.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="ddsp-beam", description="DDSP datasets, training and timbre transfer on Apache Beam.")
@@ -72,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--version", action="version", version=f"ddsp-beam {__version__}")
   sub = parser.add_subparsers(dest="command", required=True)
   _add_features_parser(sub)
+  _add_prepare_parser(sub)
   return parser
 
 

@@ -42,3 +42,8 @@ def replace_directory(staged: str, final: str) -> None:
   os.rename(staged, final)
   if old:
     shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_tree(path: str) -> None:
+  """Deletes a staging folder, ignoring what is already gone."""
+  shutil.rmtree(path, ignore_errors=True)

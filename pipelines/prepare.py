@@ -1,0 +1,450 @@
+"""The prepare pipeline: recordings -> windows of audio and features -> TFRecords + reports.
+
+    files --PlanChunks--> chunk tasks --Reshuffle--> ComputeChunkFeatures --> examples
+                  \\-> errors, skipped files         \\-> window rows, statistics inputs, chunk summaries
+
+`PlanChunks` reads each file's header, hashes its content, validates every
+sample (so a broken file goes to the errors table before any of its windows
+exist) and cuts it into chunks of `chunk_secs`. `ComputeChunkFeatures` decodes
+one chunk plus `CONTEXT_SECS` of context on each side, computes f0, confidence
+and loudness on that segment and cuts the windows that start in the chunk.
+The context makes the windows equal to those of an unchunked run, while memory
+stays bounded by the chunk size.
+
+All outputs go to a staging folder next to `--output`, which replaces the
+previous output only when the whole run succeeded.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from typing import List, Sequence
+
+import apache_beam as beam
+import numpy as np
+import pyarrow.parquet as pq
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from ddsp_core import audio as audio_lib
+from ddsp_core import crepe as crepe_lib
+from ddsp_core import features as features_lib
+from ddsp_core.loudness import DB_RANGE
+from pipelines import examples as examples_lib
+from pipelines import inputs
+from pipelines import publish
+from pipelines import reports
+from pipelines import statistics
+
+# Audio decoded on each side of a chunk: Viterbi context (2 s) plus a CREPE
+# frame, rounded up to whole seconds so that chunk edges fall on whole samples
+# at any integer sample rate (resampling then lines up exactly).
+CONTEXT_SECS = 3
+NAMESPACE = "ddsp_beam"
+SPLITS = ("train", "eval")
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+  """Settings of a prepare run (everything that changes the records)."""
+  window: examples_lib.WindowSpec = examples_lib.WindowSpec()
+  crepe_model: str = "full"
+  viterbi: bool = True
+  precision: str = "float32"
+  eval_fraction: float = 0.0
+  split_by: str = "file"
+  chunk_secs: int = 20
+  min_secs: float = 1.0
+  silence_db: float = -DB_RANGE
+  progress: bool = True
+
+  def __post_init__(self):
+    if self.split_by not in ("file", "window"):
+      raise ValueError("split_by must be 'file' or 'window'")
+    if not 0.0 <= self.eval_fraction < 1.0:
+      raise ValueError("eval_fraction must be in [0, 1)")
+    if self.chunk_secs <= 0 or self.chunk_secs != int(self.chunk_secs):
+      raise ValueError("chunk_secs must be a positive whole number of seconds")
+    ratio = self.chunk_secs / self.window.hop_secs
+    if abs(ratio - round(ratio)) > 1e-9:
+      raise ValueError("chunk_secs must be a multiple of hop_secs")
+    crepe_lib.weights_path(self.crepe_model)  # fails early when not installed
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkTask:
+  path: str
+  sha256: str
+  duration_s: float
+  split: str
+  chunk_index: int
+  chunk_count: int
+  start_s: float  # owned time range [start_s, end_s)
+  end_s: float
+  window_starts: tuple
+  padded: bool
+
+
+def _fraction(key: str) -> float:
+  """A stable number in [0, 1) from a string (for deterministic splits)."""
+  return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:12], 16) / float(1 << 48)
+
+
+def split_of(key: str, eval_fraction: float) -> str:
+  return "eval" if _fraction(key) < eval_fraction else "train"
+
+
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _error_row(path, stage, error):
+  kind = getattr(error, "kind", type(error).__name__)
+  message = str(error)
+  if path not in message:
+    message = f"{path}: {message}"
+  return {"path": path, "stage": stage, "error_type": kind, "message": message}
+
+
+class PlanChunks(beam.DoFn):
+  """Validates a file and cuts it into chunk tasks; bad files go to 'errors'."""
+
+  def __init__(self, config: PrepareConfig):
+    super().__init__()
+    self.config = config
+    self.files_read = Metrics.counter(NAMESPACE, "files_read")
+    self.files_failed = Metrics.counter(NAMESPACE, "files_failed")
+    self.files_skipped = Metrics.counter(NAMESPACE, "files_skipped")
+
+  def process(self, path):
+    cfg = self.config
+    start = time.time()
+    try:
+      info = audio_lib.audio_info(path)
+      sha = _sha256(path)
+      if info.duration_s < cfg.min_secs:
+        self.files_skipped.inc()
+        yield beam.pvalue.TaggedOutput("files", _skipped_row(
+            path, sha, info, f"shorter than --min_secs={cfg.min_secs:g} s "
+            f"({info.duration_s:.3f} s)", time.time() - start))
+        return
+      # Validate every sample now, so no window of a broken file is ever made.
+      any_sound = False
+      for t in range(0, int(np.ceil(info.duration_s)), cfg.chunk_secs):
+        block = audio_lib.read_audio_range(path, t, cfg.chunk_secs, 16000, info)
+        any_sound = any_sound or bool(np.any(block))
+      if not any_sound:
+        audio_lib.check_not_silent(path, np.zeros(1))
+    except audio_lib.AudioDecodeError as e:
+      self.files_failed.inc()
+      yield beam.pvalue.TaggedOutput("errors", _error_row(path, "decode", e))
+      return
+    except OSError as e:
+      self.files_failed.inc()
+      yield beam.pvalue.TaggedOutput("errors", _error_row(path, "read", e))
+      return
+    self.files_read.inc()
+    starts, padded = examples_lib.window_starts(info.duration_s, cfg.window, cfg.min_secs)
+    split = split_of(sha, cfg.eval_fraction)
+    chunk_count = max(1, int(np.ceil(info.duration_s / cfg.chunk_secs)))
+    for c in range(chunk_count):
+      lo, hi = c * cfg.chunk_secs, min((c + 1) * cfg.chunk_secs, info.duration_s)
+      mine = tuple(s for s in starts if lo <= s < hi or (c == chunk_count - 1 and s >= hi))
+      yield ChunkTask(path=path, sha256=sha, duration_s=info.duration_s, split=split,
+                      chunk_index=c, chunk_count=chunk_count, start_s=float(lo),
+                      end_s=float(hi), window_starts=mine, padded=padded)
+    yield beam.pvalue.TaggedOutput("file_meta", (path, {
+        "sha256": sha, "duration_s": info.duration_s, "sample_rate": info.sample_rate,
+        "channels": info.channels, "split": split, "planning_s": time.time() - start}))
+
+
+def _skipped_row(path, sha, info, reason, seconds):
+  row = {name: None for name in reports.FILES_SCHEMA.names}
+  row.update(path=path, status="skipped", reason=reason, sha256=sha,
+             duration_s=info.duration_s, sample_rate=info.sample_rate,
+             channels=info.channels, windows_train=0, windows_eval=0,
+             windows_dropped_silent=0, processing_s=seconds)
+  return row
+
+
+def _take(x: np.ndarray, start: int, length: int, fill: float) -> np.ndarray:
+  """x[start:start+length], padded with `fill` past the end."""
+  out = np.full(length, fill, np.float32)
+  piece = x[max(start, 0):start + length]
+  out[:len(piece)] = piece
+  return out
+
+
+class ComputeChunkFeatures(beam.DoFn):
+  """Features of one chunk (with context) and its windows as tf.train.Examples."""
+
+  def __init__(self, config: PrepareConfig):
+    super().__init__()
+    self.config = config
+    self.windows = {s: Metrics.counter(NAMESPACE, f"windows_{s}") for s in SPLITS}
+    self.dropped = Metrics.counter(NAMESPACE, "windows_dropped_silent")
+    self.audio_ms = Metrics.counter(NAMESPACE, "audio_ms")
+    self.crepe = None
+
+  def setup(self):
+    # Heavy: the CREPE network is built once per worker process.
+    self.crepe = crepe_lib.get_model(self.config.crepe_model, self.config.precision)
+
+  def process(self, task: ChunkTask):
+    cfg, spec = self.config, self.config.window
+    started = time.time()
+    last_window_end = max((s + spec.example_secs for s in task.window_starts), default=task.end_s)
+    seg_start = max(0.0, task.start_s - CONTEXT_SECS)
+    seg_end = min(task.duration_s, max(task.end_s, last_window_end) + CONTEXT_SECS)
+    audio16 = audio_lib.read_audio_range(task.path, seg_start, seg_end - seg_start, 16000)
+    feats = features_lib.compute_features(
+        audio16, frame_rate=spec.frame_rate, viterbi=cfg.viterbi, padding=spec.padding,
+        crepe_model=self.crepe)
+    audio_sr = (audio16 if not spec.has_audio_16k else audio_lib.read_audio_range(
+        task.path, seg_start, seg_end - seg_start, spec.sample_rate))
+    fill = {"f0_hz": 0.0, "f0_confidence": 0.0, "loudness_db": -DB_RANGE}
+    counts = {"train": 0, "eval": 0, "dropped": 0}
+    for start_s in task.window_starts:
+      offset_s = start_s - seg_start
+      frame0 = int(round(offset_s * spec.frame_rate))
+      window = {"audio": _take(audio_sr, int(round(offset_s * spec.sample_rate)), spec.n_samples, 0.0)}
+      a16 = _take(audio16, int(round(offset_s * 16000)), spec.n_samples_16k, 0.0)
+      if spec.has_audio_16k:
+        window["audio_16k"] = a16
+      for key in features_lib.FEATURE_KEYS:
+        window[key] = _take(feats[key], frame0, spec.n_frames, fill[key])
+      if np.max(window["loudness_db"]) <= cfg.silence_db:
+        counts["dropped"] += 1
+        self.dropped.inc()
+        continue
+      split = (task.split if cfg.split_by == "file" else
+               split_of(f"{task.sha256}:{start_s:.6f}", cfg.eval_fraction))
+      counts[split] += 1
+      self.windows[split].inc()
+      example = examples_lib.make_example(window, task.path, float(start_s))
+      yield (split, example.SerializeToString())
+      voiced = window["f0_confidence"] >= reports.VOICED_CONFIDENCE
+      yield beam.pvalue.TaggedOutput("windows", {
+          "path": task.path, "start_s": float(start_s), "split": split, "padded": task.padded,
+          "mean_confidence": float(np.mean(window["f0_confidence"])),
+          "voiced_fraction": float(np.mean(voiced)),
+          "loudness_mean_db": float(np.mean(window["loudness_db"])),
+          "f0_median_hz": float(np.median(window["f0_hz"]))})
+      # Statistics see only real frames: a padded window's tail is not audio.
+      n_real = min(spec.n_frames, len(feats["f0_hz"]) - frame0)
+      n_real_16k = min(spec.n_samples_16k, len(audio16) - int(round(offset_s * 16000)))
+      yield beam.pvalue.TaggedOutput("stats", statistics.window_statistics_inputs(
+          window["f0_hz"][:n_real], window["f0_confidence"][:n_real],
+          window["loudness_db"][:n_real], a16[:n_real_16k]))
+    # Summary of the frames and samples this chunk owns, for files.parquet.
+    first = int(round((task.start_s - seg_start) * spec.frame_rate))
+    last = int(round((task.end_s - seg_start) * spec.frame_rate))
+    if task.chunk_index == task.chunk_count - 1:
+      last = len(feats["f0_hz"])
+    conf = feats["f0_confidence"][first:last]
+    f0 = feats["f0_hz"][first:last]
+    loud = feats["loudness_db"][first:last]
+    owned = audio_sr[int(round((task.start_s - seg_start) * spec.sample_rate)):
+                     int(round((task.end_s - seg_start) * spec.sample_rate))]
+    voiced = conf >= reports.VOICED_CONFIDENCE
+    seconds = time.time() - started
+    self.audio_ms.inc(int(round((task.end_s - task.start_s) * 1000)))
+    yield beam.pvalue.TaggedOutput("chunks", (task.path, {
+        "frames": len(conf), "voiced_f0": f0[voiced].astype(np.float32),
+        "loudness_sum": float(np.sum(loud, dtype=np.float64)),
+        "loudness_max": float(np.max(loud)) if len(loud) else None,
+        "silent": int(np.sum(loud < reports.SILENT_DB)),
+        "clipped": int(np.sum(np.abs(owned) >= reports.CLIPPING_LEVEL)),
+        "samples": len(owned), "windows_train": counts["train"], "windows_eval": counts["eval"],
+        "dropped": counts["dropped"], "seconds": seconds}))
+    if cfg.progress:
+      audio_s = task.end_s - task.start_s
+      print(f"[prepare] {os.path.basename(task.path)} chunk {task.chunk_index + 1}/"
+            f"{task.chunk_count}: {audio_s:.1f} s of audio in {seconds:.1f} s "
+            f"({audio_s / max(seconds, 1e-9):.1f} audio s/s)", file=sys.stderr, flush=True)
+
+
+def file_row(element):
+  """files.parquet row from a file's metadata and its chunk summaries."""
+  path, grouped = element
+  metas, chunks = list(grouped["meta"]), list(grouped["chunks"])
+  meta = metas[0]
+  f0 = (np.concatenate([c["voiced_f0"] for c in chunks]) if chunks else np.zeros(0))
+  frames = sum(c["frames"] for c in chunks)
+  samples = sum(c["samples"] for c in chunks)
+  midi = features_lib.hz_to_midi(f0) if len(f0) else None
+  loud_max = [c["loudness_max"] for c in chunks if c["loudness_max"] is not None]
+
+  def stat(values, fn):
+    return float(fn(values)) if values is not None and len(values) else None
+  return {
+      "path": path, "status": "ok", "reason": None, "sha256": meta["sha256"],
+      "duration_s": meta["duration_s"], "sample_rate": meta["sample_rate"],
+      "channels": meta["channels"], "split": meta["split"],
+      "windows_train": sum(c["windows_train"] for c in chunks),
+      "windows_eval": sum(c["windows_eval"] for c in chunks),
+      "windows_dropped_silent": sum(c["dropped"] for c in chunks),
+      "voiced_fraction": len(f0) / frames if frames else None,
+      "f0_median_hz": stat(f0, np.median), "f0_min_hz": stat(f0, np.min),
+      "f0_max_hz": stat(f0, np.max),
+      "f0_median_midi": stat(midi, np.median), "f0_min_midi": stat(midi, np.min),
+      "f0_max_midi": stat(midi, np.max),
+      "loudness_mean_db": sum(c["loudness_sum"] for c in chunks) / frames if frames else None,
+      "loudness_max_db": max(loud_max) if loud_max else None,
+      "silent_fraction": sum(c["silent"] for c in chunks) / frames if frames else None,
+      "clipping_fraction": sum(c["clipped"] for c in chunks) / samples if samples else None,
+      "processing_s": meta["planning_s"] + sum(c["seconds"] for c in chunks),
+  }
+
+
+def build_pipeline(pipeline: beam.Pipeline, paths: Sequence[str], staging: str,
+                   config: PrepareConfig, num_shards: int = 0):
+  """Adds the prepare transforms to `pipeline`, writing under `staging`."""
+  planned = (pipeline
+             | "Inputs" >> beam.Create(sorted(paths))
+             | "ReshuffleFiles" >> beam.Reshuffle()
+             | "PlanChunks" >> beam.ParDo(PlanChunks(config)).with_outputs(
+                 "errors", "files", "file_meta", main="chunks"))
+  computed = (planned.chunks
+              | "ReshuffleChunks" >> beam.Reshuffle()
+              | "ComputeChunkFeatures" >> beam.ParDo(ComputeChunkFeatures(config)).with_outputs(
+                  "windows", "stats", "chunks", main="examples"))
+  splits = SPLITS if config.eval_fraction > 0 else ("train",)
+  for split in splits:
+    (computed.examples
+     | f"Only{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
+     | f"Bytes{split}" >> beam.Map(lambda kv: kv[1])
+     | f"Write{split}" >> beam.io.WriteToTFRecord(
+         os.path.join(staging, f"{split}.tfrecord"), num_shards=num_shards))
+  file_rows = ({"meta": planned.file_meta, "chunks": computed.chunks}
+               | "GroupByFile" >> beam.CoGroupByKey()
+               | "FileRows" >> beam.Map(file_row))
+  all_files = (file_rows, planned.files) | "AllFiles" >> beam.Flatten()
+  for name, pcoll, schema in (("files", all_files, reports.FILES_SCHEMA),
+                              ("windows", computed.windows, reports.WINDOWS_SCHEMA),
+                              ("errors", planned.errors, reports.ERRORS_SCHEMA)):
+    _ = pcoll | f"Write{name}Report" >> beam.io.WriteToParquet(
+        os.path.join(staging, "reports", f"{name}.parquet"), schema, num_shards=1,
+        shard_name_template="")
+  _ = (computed.stats
+       | "Statistics" >> statistics.ComputeDatasetStatistics()
+       | "StatsJson" >> beam.Map(lambda s: json.dumps(s, indent=1, sort_keys=True))
+       | "WriteStatistics" >> beam.io.WriteToText(
+           os.path.join(staging, "dataset_statistics.json"), num_shards=1,
+           shard_name_template=""))
+
+
+@dataclasses.dataclass
+class PrepareResult:
+  output: str
+  info: dict
+  errors: List[dict]
+  counters: dict
+
+  @property
+  def exit_code(self) -> int:
+    return 1 if self.errors else 0
+
+
+def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
+  """Beam options from pass-through flags, with the DirectRunner as the explicit default.
+
+  Without it Beam first tries to download the Prism runner (which fails
+  offline and falls back with a warning).
+  """
+  args = list(beam_args)
+  if not any(a == "--runner" or a.startswith("--runner=") for a in args):
+    args.append("--runner=DirectRunner")
+  return PipelineOptions(args)
+
+
+def run_prepare(patterns: Sequence[str], output: str, config: PrepareConfig,
+                beam_args: Sequence[str] = (), num_shards: int = 0) -> PrepareResult:
+  """Runs the prepare pipeline and publishes `output` atomically.
+
+  Args:
+    patterns: Input glob patterns, files or directories.
+    output: Local output folder (replaced as a whole on success).
+    config: A `PrepareConfig`.
+    beam_args: Pass-through Beam options (`--runner`, `--direct_num_workers`, ...).
+    num_shards: TFRecord shards per split; 0 lets the runner decide (and
+      streams records to disk; a fixed count groups them first).
+
+  Returns:
+    A `PrepareResult`.
+  """
+  paths = inputs.expand_inputs(patterns)
+  if not paths:
+    raise ValueError(f"no input file matches {list(patterns)}")
+  output = os.path.abspath(output)
+  parent = os.path.dirname(output)
+  os.makedirs(parent, exist_ok=True)
+  staging = os.path.join(parent, f".{os.path.basename(output)}.staging-{uuid.uuid4().hex[:8]}")
+  os.makedirs(os.path.join(staging, "reports"))
+  try:
+    started = time.time()
+    if config.progress:
+      print(f"[prepare] {len(paths)} input file(s) -> {output}", file=sys.stderr, flush=True)
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    build_pipeline(pipeline, paths, staging, config, num_shards)
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = _counters(result)
+    info = _finish_staging(staging, config, len(paths), time.time() - started)
+    errors = pq.read_table(os.path.join(staging, "reports", "errors.parquet")).to_pylist()
+    publish.replace_directory(staging, output)
+  except BaseException:
+    publish.remove_tree(staging)
+    raise
+  return PrepareResult(output, info, errors, counters)
+
+
+def _counters(result) -> dict:
+  try:
+    query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(NAMESPACE))
+  except Exception:  # pylint: disable=broad-except  # some runners have no metrics
+    return {}
+  out = {}
+  for counter in query["counters"]:
+    value = counter.committed if counter.committed is not None else counter.attempted
+    out[counter.key.metric.name] = out.get(counter.key.metric.name, 0) + (value or 0)
+  return out
+
+
+def _finish_staging(staging: str, config: PrepareConfig, n_inputs: int, seconds: float) -> dict:
+  """Writes dataset.json and _SUCCESS into the staging folder."""
+  files = pq.read_table(os.path.join(staging, "reports", "files.parquet"))
+  errors = pq.read_table(os.path.join(staging, "reports", "errors.parquet"))
+  windows = pq.read_table(os.path.join(staging, "reports", "windows.parquet"))
+  split_col = windows.column("split").to_pylist()
+  status = files.column("status").to_pylist()
+  counts = {
+      "inputs": n_inputs, "files_ok": status.count("ok"), "files_skipped": status.count("skipped"),
+      "files_failed": errors.num_rows,
+      "windows_train": split_col.count("train"), "windows_eval": split_col.count("eval"),
+      "windows_dropped_silent": int(sum(files.column("windows_dropped_silent").to_pylist())),
+      "audio_seconds": float(sum(files.column("duration_s").to_pylist())),
+  }
+  shards = {s: sorted(f for f in os.listdir(staging) if f.startswith(f"{s}.tfrecord-"))
+            for s in SPLITS}
+  info = examples_lib.dataset_info(
+      config.window, config.crepe_model, config.viterbi, config.precision, counts,
+      extra={"eval_fraction": config.eval_fraction, "split_by": config.split_by,
+             "chunk_secs": config.chunk_secs, "min_secs": config.min_secs,
+             "silence_db": config.silence_db, "shards": shards,
+             "file_patterns": {s: f"{s}.tfrecord-*" for s in SPLITS if shards[s]},
+             "wall_seconds": seconds})
+  with open(os.path.join(staging, examples_lib.DATASET_INFO_FILE), "w", encoding="utf-8") as f:
+    json.dump(info, f, indent=1, sort_keys=True)
+  open(os.path.join(staging, "_SUCCESS"), "w", encoding="utf-8").close()
+  logging.info("prepare finished: %s", counts)
+  return info
