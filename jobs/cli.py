@@ -5,6 +5,7 @@ Exit status everywhere: 0 when every input succeeded, 1 when some inputs failed
 """
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -92,6 +93,8 @@ def _add_prepare_parser(sub):
   p.add_argument("--silence_db", type=float, default=-80.0,
                  help="windows whose loudness never exceeds this are dropped")
   p.add_argument("--num_shards", type=int, default=0, help="TFRecord shards per split (0: runner decides)")
+  p.add_argument("--write_magenta_pickle", action="store_true",
+                 help="also write dataset_statistics.pkl in magenta's layout (for its Colab)")
   p.add_argument("--no_progress", action="store_true")
   p.set_defaults(func=_cmd_prepare)
 
@@ -104,9 +107,10 @@ def _cmd_prepare(args, beam_args):
                                  padding=args.padding),
       crepe_model=args.crepe_model, viterbi=args.viterbi, precision=args.precision,
       eval_fraction=args.eval_fraction, split_by=args.split_by, chunk_secs=args.chunk_secs,
-      min_secs=args.min_secs, silence_db=args.silence_db, progress=not args.no_progress)
+      min_secs=args.min_secs, silence_db=args.silence_db,
+      write_magenta_pickle=args.write_magenta_pickle, progress=not args.no_progress)
   result = prepare.run_prepare(args.input, args.output, config, beam_args, args.num_shards)
-  for err in result.errors:
+  for err in sorted(result.errors, key=lambda e: e["path"]):
     print(f"FAILED [{err['error_type']}] {err['message']}", file=sys.stderr)
   c = result.info["counts"]
   print(f"{c['files_ok']} file(s) ok, {c['files_skipped']} skipped, {c['files_failed']} failed; "
@@ -114,6 +118,76 @@ def _cmd_prepare(args, beam_args):
         f"{c['windows_dropped_silent']} silent dropped; {c['audio_seconds']:.1f} s of audio in "
         f"{result.info['wall_seconds']:.1f} s -> {result.output}")
   return result.exit_code
+
+
+def _add_train_parsers(sub):
+  p = sub.add_parser("train", help="train a DDSP autoencoder on a prepared dataset (resumable)",
+                     description="Trains on DATA (a `ddsp-beam prepare` output; its dataset.json "
+                     "gives every setting) into MODEL_DIR. Rerunning after an interruption resumes "
+                     "from the latest checkpoint.")
+  p.add_argument("--data", required=True, help="prepared dataset folder")
+  p.add_argument("--model_dir", required=True)
+  p.add_argument("--gin_file", action="append", default=None,
+                 help="gin file (built-in: solo_instrument.gin, tiny_instrument.gin); repeatable")
+  p.add_argument("--gin_param", action="append", default=[],
+                 help="gin binding, e.g. 'train.batch_size=16'; repeatable")
+  p.add_argument("--steps", type=int, default=30000, help="total training steps")
+  p.add_argument("--checkpoint_every", type=int, default=300)
+  p.add_argument("--keep_checkpoints", type=int, default=3)
+  p.add_argument("--log_every", type=int, default=50)
+  p.add_argument("--seed", type=int, default=None)
+  p.add_argument("--eval", action=argparse.BooleanOptionalAction, default=True,
+                 help="evaluate on the eval split at the end (default on)")
+  p.add_argument("--eval_crepe_model", default="tiny")
+  p.add_argument("--no_progress", action="store_true")
+  p.set_defaults(func=_cmd_train)
+  e = sub.add_parser("eval", help="magenta's F0/loudness metrics of a model on eval windows")
+  e.add_argument("--data", required=True)
+  e.add_argument("--model_dir", required=True)
+  e.add_argument("--split", default="eval")
+  e.add_argument("--max_examples", type=int, default=64)
+  e.add_argument("--crepe_model", default="tiny")
+  e.set_defaults(func=_cmd_eval)
+  x = sub.add_parser("export", help="SavedModel (features in, audio out) and a zip of a model dir")
+  x.add_argument("--model_dir", required=True)
+  x.add_argument("--output", help="SavedModel folder (default MODEL_DIR/export/saved_model)")
+  x.add_argument("--zip", help="zip path (default MODEL_DIR/export/<name>.zip)")
+  x.set_defaults(func=_cmd_export)
+
+
+def _no_extra(command, extra):
+  if extra:
+    raise SystemExit(f"ddsp-beam {command}: unknown arguments {extra}")
+
+
+def _cmd_train(args, extra):
+  _no_extra("train", extra)
+  from jobs import train  # pylint: disable=g-import-not-at-top
+  result = train.run_training(
+      args.data, args.model_dir, gin_files=args.gin_file or ["solo_instrument.gin"],
+      gin_params=args.gin_param, steps=args.steps, checkpoint_every=args.checkpoint_every,
+      keep_checkpoints=args.keep_checkpoints, log_every=args.log_every, seed=args.seed,
+      progress=not args.no_progress, evaluate_at_end=args.eval,
+      eval_crepe_model=args.eval_crepe_model)
+  print(f"trained to step {result.step} (resumed from {result.resumed_from}) -> {result.model_dir}")
+  return EXIT_OK
+
+
+def _cmd_eval(args, extra):
+  _no_extra("eval", extra)
+  from jobs import train  # pylint: disable=g-import-not-at-top
+  summary = train.evaluate(args.model_dir, args.data, args.split, crepe_model=args.crepe_model,
+                           max_examples=args.max_examples)
+  print(json.dumps(summary, indent=1))
+  return EXIT_OK
+
+
+def _cmd_export(args, extra):
+  _no_extra("export", extra)
+  from jobs import train  # pylint: disable=g-import-not-at-top
+  out = train.export(args.model_dir, args.output, args.zip)
+  print(f"step {out['step']}: SavedModel -> {out['saved_model']}; zip -> {out['zip']}")
+  return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True)
   _add_features_parser(sub)
   _add_prepare_parser(sub)
+  _add_train_parsers(sub)
   return parser
 
 

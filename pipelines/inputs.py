@@ -6,7 +6,10 @@ by `corpus/**` is an input, and will be reported as "not audio"); a plain
 directory stands for every audio file below it.
 """
 
+import contextlib
 import os
+import shutil
+import tempfile
 from typing import Iterable, List
 
 from apache_beam.io.filesystems import FileSystems
@@ -45,3 +48,27 @@ def expand_inputs(patterns: Iterable[str]) -> List[str]:
 def _match(pattern: str) -> List[str]:
   result = FileSystems.match([pattern])[0]
   return [m.path for m in result.metadata_list]
+
+
+def is_local(path: str) -> bool:
+  return "://" not in path
+
+
+@contextlib.contextmanager
+def local_copy(path: str):
+  """Yields a local path for `path`: itself when local, else a temporary copy.
+
+  Remote inputs (`gs://`, `s3://`, ... with the matching Beam extra installed)
+  are copied through Beam's FileSystems, so the decoders can seek in them.
+  """
+  if is_local(path):
+    yield path
+    return
+  suffix = os.path.splitext(path)[1]
+  fd, tmp = tempfile.mkstemp(prefix="ddsp-beam-", suffix=suffix)
+  try:
+    with os.fdopen(fd, "wb") as out, FileSystems.open(path) as src:
+      shutil.copyfileobj(src, out, 1 << 20)
+    yield tmp
+  finally:
+    os.remove(tmp)

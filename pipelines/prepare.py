@@ -37,6 +37,7 @@ from ddsp_core import features as features_lib
 from ddsp_core.loudness import DB_RANGE
 from pipelines import examples as examples_lib
 from pipelines import inputs
+from pipelines import magenta_stats
 from pipelines import publish
 from pipelines import reports
 from pipelines import statistics
@@ -61,6 +62,7 @@ class PrepareConfig:
   chunk_secs: int = 20
   min_secs: float = 1.0
   silence_db: float = -DB_RANGE
+  write_magenta_pickle: bool = False
   progress: bool = True
 
   def __post_init__(self):
@@ -126,11 +128,15 @@ class PlanChunks(beam.DoFn):
     self.files_skipped = Metrics.counter(NAMESPACE, "files_skipped")
 
   def process(self, path):
+    with inputs.local_copy(path) as local:
+      yield from self._plan(path, local)
+
+  def _plan(self, path, local):
     cfg = self.config
     start = time.time()
     try:
-      info = audio_lib.audio_info(path)
-      sha = _sha256(path)
+      info = audio_lib.audio_info(local)
+      sha = _sha256(local)
       if info.duration_s < cfg.min_secs:
         self.files_skipped.inc()
         yield beam.pvalue.TaggedOutput("files", _skipped_row(
@@ -140,12 +146,13 @@ class PlanChunks(beam.DoFn):
       # Validate every sample now, so no window of a broken file is ever made.
       any_sound = False
       for t in range(0, int(np.ceil(info.duration_s)), cfg.chunk_secs):
-        block = audio_lib.read_audio_range(path, t, cfg.chunk_secs, 16000, info)
+        block = audio_lib.read_audio_range(local, t, cfg.chunk_secs, 16000, info)
         any_sound = any_sound or bool(np.any(block))
       if not any_sound:
         audio_lib.check_not_silent(path, np.zeros(1))
     except audio_lib.AudioDecodeError as e:
       self.files_failed.inc()
+      e = audio_lib.AudioDecodeError(path, e.reason, e.kind)  # name the input, not a local copy
       yield beam.pvalue.TaggedOutput("errors", _error_row(path, "decode", e))
       return
     except OSError as e:
@@ -200,17 +207,21 @@ class ComputeChunkFeatures(beam.DoFn):
     self.crepe = crepe_lib.get_model(self.config.crepe_model, self.config.precision)
 
   def process(self, task: ChunkTask):
+    with inputs.local_copy(task.path) as local:
+      yield from self._compute(task, local)
+
+  def _compute(self, task: ChunkTask, local: str):
     cfg, spec = self.config, self.config.window
     started = time.time()
     last_window_end = max((s + spec.example_secs for s in task.window_starts), default=task.end_s)
     seg_start = max(0.0, task.start_s - CONTEXT_SECS)
     seg_end = min(task.duration_s, max(task.end_s, last_window_end) + CONTEXT_SECS)
-    audio16 = audio_lib.read_audio_range(task.path, seg_start, seg_end - seg_start, 16000)
+    audio16 = audio_lib.read_audio_range(local, seg_start, seg_end - seg_start, 16000)
     feats = features_lib.compute_features(
         audio16, frame_rate=spec.frame_rate, viterbi=cfg.viterbi, padding=spec.padding,
         crepe_model=self.crepe)
     audio_sr = (audio16 if not spec.has_audio_16k else audio_lib.read_audio_range(
-        task.path, seg_start, seg_end - seg_start, spec.sample_rate))
+        local, seg_start, seg_end - seg_start, spec.sample_rate))
     fill = {"f0_hz": 0.0, "f0_confidence": 0.0, "loudness_db": -DB_RANGE}
     counts = {"train": 0, "eval": 0, "dropped": 0}
     for start_s in task.window_starts:
@@ -445,6 +456,11 @@ def _finish_staging(staging: str, config: PrepareConfig, n_inputs: int, seconds:
              "wall_seconds": seconds})
   with open(os.path.join(staging, examples_lib.DATASET_INFO_FILE), "w", encoding="utf-8") as f:
     json.dump(info, f, indent=1, sort_keys=True)
+  if config.write_magenta_pickle:
+    with open(os.path.join(staging, "dataset_statistics.json"), encoding="utf-8") as f:
+      stats = json.load(f)
+    with open(os.path.join(staging, "dataset_statistics.pkl"), "wb") as f:
+      f.write(magenta_stats.magenta_statistics_bytes(stats))
   open(os.path.join(staging, "_SUCCESS"), "w", encoding="utf-8").close()
   logging.info("prepare finished: %s", counts)
   return info

@@ -6,6 +6,13 @@ of each window's max and min, under magenta ddsp's key names (`mean_pitch`,
 `std_loudness_note`, `mean_max_power`, ...). Plus a table of approximate
 loudness quantiles of note-on frames (`ApproximateQuantiles`, 1001 points by
 default) for quantile loudness matching at transfer time.
+
+As in magenta's `compute_dataset_statistics`, note detection compares each
+frame against the mean loudness of the whole dataset (a first combiner,
+passed to the second stage as a side input), and a window with no note-on
+frame counts all its frames as on. Unlike magenta, no frames are trimmed from
+the end of each window (magenta drops 20), and end padding of short files is
+left out.
 """
 
 from typing import Dict
@@ -27,23 +34,50 @@ _N_FIELDS = 8
 
 
 def window_statistics_inputs(f0_hz, f0_confidence, loudness_db, audio_16k) -> Dict[str, np.ndarray]:
-  """Per-window values the statistics combine (all float64 1-D arrays).
+  """Per-window arrays the statistics need (pass only real frames, not padding)."""
+  return {"pitch": features_lib.hz_to_midi(f0_hz),
+          "loudness": np.asarray(loudness_db, np.float64),
+          "confidence": np.asarray(f0_confidence, np.float64),
+          "power": loudness_lib.compute_power(audio_16k, 16000, POWER_FRAME_RATE,
+                                              POWER_FRAME_SIZE).astype(np.float64)}
 
-  Pass only the window's real frames and samples (not end padding). Note-on
-  frames follow `ddsp_core.notes.detect_notes`; a window with no note-on
-  frame counts all its frames as on (as magenta does).
-  """
-  mask, _ = notes.detect_notes(loudness_db, f0_confidence)
+
+def apply_note_mask(values: Dict[str, np.ndarray], mean_db: float) -> Dict[str, np.ndarray]:
+  """Adds the note-on variants, with the dataset's mean loudness as reference."""
+  mask, _ = notes.detect_notes(values["loudness"], values["confidence"], mean_db=mean_db)
   if not mask.any():
     mask = np.ones_like(mask)
-  power = loudness_lib.compute_power(audio_16k, 16000, POWER_FRAME_RATE, POWER_FRAME_SIZE)
-  # Note mask at the power frame rate: the nearest loudness frame.
-  idx = np.minimum((np.arange(len(power)) * len(mask) / max(len(power), 1)).astype(int), len(mask) - 1)
-  pitch = features_lib.hz_to_midi(f0_hz)
-  loud = np.asarray(loudness_db, np.float64)
-  power = power.astype(np.float64)
-  return {"pitch": pitch, "loudness": loud, "power": power,
-          "pitch_note": pitch[mask], "loudness_note": loud[mask], "power_note": power[mask[idx]]}
+  power = values["power"]
+  # The mask at the power frame rate: the nearest loudness frame.
+  idx = np.minimum((np.arange(len(power)) * len(mask) / max(len(power), 1)).astype(int),
+                   len(mask) - 1)
+  return {"pitch": values["pitch"], "loudness": values["loudness"], "power": power,
+          "pitch_note": values["pitch"][mask], "loudness_note": values["loudness"][mask],
+          "power_note": power[mask[idx]]}
+
+
+class MeanCombineFn(beam.CombineFn):
+  """Mean of all values of one key over all windows."""
+
+  def __init__(self, key):
+    super().__init__()
+    self.key = key
+
+  def create_accumulator(self):
+    return (0.0, 0)
+
+  def add_input(self, acc, values):
+    x = values[self.key]
+    return acc[0] + float(np.sum(x)), acc[1] + len(x)
+
+  def merge_accumulators(self, accumulators):
+    total, count = 0.0, 0
+    for t, c in accumulators:
+      total, count = total + t, count + c
+    return total, count
+
+  def extract_output(self, acc):
+    return acc[0] / acc[1] if acc[1] else 0.0
 
 
 class MomentsCombineFn(beam.CombineFn):
@@ -97,17 +131,21 @@ class ComputeDatasetStatistics(beam.PTransform):
     self.num_quantiles = num_quantiles
 
   def expand(self, pcoll):
-    moments = pcoll | "Moments" >> beam.CombineGlobally(MomentsCombineFn())
+    mean_db = pcoll | "MeanLoudness" >> beam.CombineGlobally(MeanCombineFn("loudness"))
+    masked = pcoll | "NoteMask" >> beam.Map(apply_note_mask, beam.pvalue.AsSingleton(mean_db))
+    moments = masked | "Moments" >> beam.CombineGlobally(MomentsCombineFn())
     quantiles = (
-        pcoll
+        masked
         | "NoteLoudness" >> beam.Map(lambda v: [float(x) for x in v["loudness_note"]])
         | "Quantiles" >> beam.ApproximateQuantiles.Globally(self.num_quantiles, input_batched=True))
     return (moments
-            | "Join" >> beam.Map(_join_quantiles, beam.pvalue.AsSingleton(quantiles)))
+            | "Join" >> beam.Map(_join, beam.pvalue.AsSingleton(quantiles),
+                                 beam.pvalue.AsSingleton(mean_db)))
 
 
-def _join_quantiles(stats, quantiles):
+def _join(stats, quantiles, mean_db):
   stats = dict(stats)
+  stats["note_detection_mean_db"] = mean_db
   stats["loudness_quantiles"] = {
       "description": "approximate quantiles of note-on loudness_db (dB); "
                      "references are the cumulative probabilities",

@@ -3,6 +3,10 @@
 import glob
 import json
 import os
+import pickle
+import subprocess
+import sys
+import types
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -43,7 +47,8 @@ def corpus_run(tmp_path_factory, corpus):
   rc = run_cli(["--input", os.path.join(corpus, "bad", "*"),
                 "--input", os.path.join(corpus, "transfer", "trumpet_bb_march.wav"),
                 "--input", os.path.join(corpus, "transfer", "voice_ohh_folk_44k_mp3.mp3"),
-                "--output", str(out), "--eval_fraction", "0.5", "--split_by", "window"])
+                "--output", str(out), "--eval_fraction", "0.5", "--split_by", "window",
+                "--write_magenta_pickle"])
   return rc, str(out)
 
 
@@ -224,3 +229,39 @@ def test_split_is_deterministic():
   assert prepare.split_of("abc", 0.5) == prepare.split_of("abc", 0.5)
   fractions = [prepare.split_of(str(i), 0.2) for i in range(2000)]
   assert 0.15 < fractions.count("eval") / 2000 < 0.25
+
+
+class _FakeQuantileTransformer:
+  """Stands in for magenta's class when the test unpickles our own output."""
+
+
+def test_magenta_pickle_layout(corpus_run, monkeypatch):
+  _, out = corpus_run
+  module = types.ModuleType("ddsp.training.postprocessing")
+  module.QuantileTransformer = _FakeQuantileTransformer
+  for name in ("ddsp", "ddsp.training"):
+    monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+  monkeypatch.setitem(sys.modules, "ddsp.training.postprocessing", module)
+  with open(os.path.join(out, "dataset_statistics.pkl"), "rb") as f:
+    stats = pickle.load(f)  # our own output, in a test
+  ours = json.load(open(os.path.join(out, "dataset_statistics.json")))
+  for key in ("mean_pitch", "std_pitch", "mean_loudness_note", "mean_max_power", "min_pitch_note"):
+    assert stats[key] == pytest.approx(ours[key], rel=1e-5)
+  qt = stats["quantile_transform"]
+  assert isinstance(qt, _FakeQuantileTransformer)
+  assert qt.quantiles_.shape == (1001, 1) and qt.references_.shape == (1001,)
+
+
+MAGENTA_PY = os.path.expanduser("~/.magenta-ddsp-venv/bin/python")
+
+
+@pytest.mark.skipif(not os.path.exists(MAGENTA_PY), reason="magenta side venv not built")
+def test_magenta_can_load_and_use_the_pickle(corpus_run):
+  _, out = corpus_run
+  code = ("import pickle, numpy as np, sys; s = pickle.load(open(sys.argv[1], 'rb')); "
+          "qt = s['quantile_transform']; print(qt.transform(np.array([[-200.0], [0.0], [200.0]])).ravel())")
+  proc = subprocess.run([MAGENTA_PY, "-c", code, os.path.join(out, "dataset_statistics.pkl")],
+                        capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  values = [float(v) for v in proc.stdout.strip().strip("[]").split()]
+  assert values[0] == 0.0 and values[2] == 1.0 and 0.0 < values[1] < 1.0

@@ -1,0 +1,204 @@
+"""`make bench`: ddsp-beam's speed and memory next to baselines measured in the same run.
+
+    python -m bench.run [--quick] [--repeats N] [--out bench/results/DATE.md]
+
+Figures (each a median over --repeats runs where cheap):
+- roofline: TensorFlow float32 matmul GFLOP/s on this CPU;
+- CREPE f0 per audio second, ddsp-beam (`compute_f0`) vs plain `crepe.predict`
+  one call per file (the real crepe package, from the magenta side venv built by
+  ../shared/tools/magenta/make_magenta_venv.sh; skipped when absent), tiny on
+  the train corpus and full on two of its files;
+- `ddsp-beam prepare` wall time per audio second on ../shared/corpus/train
+  (whole command, start-up included) vs the same crepe.predict loop;
+- peak resident memory (`/usr/bin/time -v`) of `ddsp-beam features` on a
+  10-minute file and of `ddsp-beam prepare` on a 1-hour file (not with --quick).
+"""
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import soundfile as sf
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpus")
+MAGENTA_PY = os.path.expanduser(os.environ.get("MAGENTA_VENV", "~/.magenta-ddsp-venv")) + "/bin/python"
+DDSP_BEAM = os.path.join(os.path.dirname(sys.executable), "ddsp-beam")
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def cpu_model():
+  try:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    return re.search(r"Model name:\s*(.+)", out).group(1).strip()
+  except Exception:  # pylint: disable=broad-except
+    return platform.processor() or "unknown"
+
+
+def matmul_gflops(repeats=3):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  n = 2048
+  a = tf.random.normal([n, n])
+  b = tf.random.normal([n, n])
+  f = tf.function(lambda: tf.matmul(a, b))
+  f().numpy()
+  rates = []
+  for _ in range(repeats):
+    start = time.time()
+    for _ in range(10):
+      r = f()
+    r.numpy()
+    rates.append(10 * 2 * n ** 3 / (time.time() - start) / 1e9)
+  return statistics.median(rates)
+
+
+def ours_f0(paths, model, repeats):
+  from ddsp_core import audio, crepe, features  # pylint: disable=g-import-not-at-top
+  net = crepe.get_model(model)
+  clips = [audio.load_audio(p)[0] for p in paths]
+  features.compute_f0(clips[0][:16000], crepe_model=net)  # warm-up
+  walls = []
+  for _ in range(repeats):
+    start = time.time()
+    frames = 0
+    for clip in clips:
+      f0, _ = features.compute_f0(clip, crepe_model=net, viterbi=True)
+      frames += len(f0)
+    walls.append(time.time() - start)
+  audio_s = sum(len(c) for c in clips) / 16000
+  wall = statistics.median(walls)
+  return {"audio_s": audio_s, "wall_s": wall, "gflops": frames * net.flops_per_frame / wall / 1e9}
+
+
+def crepe_predict(paths, model):
+  if not os.path.exists(MAGENTA_PY):
+    return None
+  out = subprocess.run([MAGENTA_PY, os.path.join(REPO, "bench", "crepe_baseline.py"), model] + paths,
+                       capture_output=True, text=True, env=ENV, check=True).stdout
+  return json.loads(out.strip().splitlines()[-1])
+
+
+def timed(cmd):
+  """Runs a command under /usr/bin/time -v; returns (wall s, peak RSS MB)."""
+  start = time.time()
+  proc = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=ENV)
+  wall = time.time() - start
+  if proc.returncode not in (0, 1):
+    raise RuntimeError(f"{cmd} failed:\n{proc.stderr[-3000:]}")
+  rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1)) / 1024
+  return wall, rss
+
+
+def synthetic_recording(path, seconds):
+  """A long glide with gaps, written in blocks (never whole in memory)."""
+  sr = 16000
+  with sf.SoundFile(path, "w", sr, 1, "PCM_16") as f:
+    phase = 0.0
+    for start in range(0, seconds, 10):
+      t = start + np.arange(10 * sr) / sr
+      freq = 220 * 2 ** (np.sin(2 * np.pi * t / 30.0))
+      ph = phase + 2 * np.pi * np.cumsum(freq) / sr
+      phase = float(ph[-1])
+      gate = (np.sin(2 * np.pi * t / 7.0) > -0.7)
+      f.write((0.3 * gate * (np.sin(ph) + 0.3 * np.sin(2 * ph))).astype(np.float32))
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--quick", action="store_true", help="skip the full-model and 1-hour figures")
+  ap.add_argument("--repeats", type=int, default=3)
+  ap.add_argument("--out", default=os.path.join(REPO, "bench", "results",
+                                                f"{datetime.date.today().isoformat()}.md"))
+  args = ap.parse_args(argv)
+  train = sorted(glob.glob(os.path.join(CORPUS, "train", "*", "*.wav")))
+  if not train:
+    sys.exit(f"the shared corpus is missing at {CORPUS}")
+  rows = []  # (figure, ours, baseline, ratio, note)
+
+  def add(figure, ours, base, note="", higher_is_better=False):
+    ratio = "" if base is None or not ours else (
+        f"{ours / base:.2f}x" if higher_is_better else f"{base / ours:.2f}x faster")
+    rows.append((figure, ours, base, ratio, note))
+    print(f"{figure}: ours {ours} baseline {base} {ratio} {note}", flush=True)
+
+  roof = matmul_gflops()
+  add("TF float32 matmul roofline (GFLOP/s)", round(roof, 1), None, "2048x2048, median of 3")
+
+  tiny = ours_f0(train, "tiny", args.repeats)
+  base_tiny = crepe_predict(train, "tiny")
+  add("CREPE tiny f0, s per audio s (11 train files)", round(tiny["wall_s"] / tiny["audio_s"], 4),
+      round(base_tiny["wall_s"] / base_tiny["audio_s"], 4) if base_tiny else None,
+      f"{tiny['gflops']:.0f} GFLOP/s = {tiny['gflops'] / roof:.0%} of roofline")
+  two = train[:2]
+  if not args.quick:
+    full = ours_f0(two, "full", 1)
+    base_full = crepe_predict(two, "full")
+    add("CREPE full f0, s per audio s (2 train files)", round(full["wall_s"] / full["audio_s"], 3),
+        round(base_full["wall_s"] / base_full["audio_s"], 3) if base_full else None,
+        f"{full['gflops']:.0f} GFLOP/s = {full['gflops'] / roof:.0%} of roofline")
+
+  audio_train = sum(sf.info(p).duration for p in train)
+  with tempfile.TemporaryDirectory() as tmp:
+    walls = []
+    for i in range(args.repeats):
+      wall, rss = timed([DDSP_BEAM, "prepare", "--input", os.path.join(CORPUS, "train", "**"),
+                         "--output", os.path.join(tmp, f"ds{i}"), "--crepe_model", "tiny",
+                         "--no_progress"])
+      walls.append(wall)
+    wall = statistics.median(walls)
+    add("prepare (tiny), wall s per audio s on train/ (209 s)", round(wall / audio_train, 4),
+        round(base_tiny["wall_s"] / base_tiny["audio_s"], 4) if base_tiny else None,
+        f"{audio_train / wall:.1f} audio s/s; baseline: crepe.predict tiny loop; peak RSS {rss:.0f} MB")
+    if not args.quick:
+      wall, rss = timed([DDSP_BEAM, "prepare", "--input", os.path.join(CORPUS, "train", "**"),
+                         "--output", os.path.join(tmp, "dsfull"), "--crepe_model", "full",
+                         "--no_progress"])
+      add("prepare (full), wall s per audio s on train/", round(wall / audio_train, 3),
+          round(base_full["wall_s"] / base_full["audio_s"], 3) if base_full else None,
+          f"{audio_train / wall:.2f} audio s/s; baseline: crepe.predict full on 2 files; "
+          f"peak RSS {rss:.0f} MB")
+    ten = os.path.join(tmp, "ten_minutes.wav")
+    synthetic_recording(ten, 600)
+    wall, rss = timed([DDSP_BEAM, "features", ten, "-o", os.path.join(tmp, "f.parquet"),
+                       "--crepe_model", "tiny", "--no_progress"])
+    add("features (tiny) on a 10-minute file: peak RSS MB", round(rss), None,
+        f"{wall:.1f} s wall; target < 2048 MB")
+    if not args.quick:
+      hour = os.path.join(tmp, "one_hour.wav")
+      synthetic_recording(hour, 3600)
+      wall, rss = timed([DDSP_BEAM, "prepare", "--input", hour, "--output",
+                         os.path.join(tmp, "dshour"), "--crepe_model", "tiny", "--no_progress"])
+      add("prepare (tiny) on a 1-hour file: peak RSS MB", round(rss), None,
+          f"{wall:.0f} s wall; target < 3072 MB")
+      shutil.rmtree(os.path.join(tmp, "dshour"), ignore_errors=True)
+
+  lines = [f"# ddsp-beam benchmark, {datetime.date.today().isoformat()}", "",
+           f"CPU: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
+           f"repeats {args.repeats} (medians).", "",
+           "| figure | ddsp-beam | baseline | ratio | note |", "|---|---:|---:|---:|---|"]
+  for figure, ours, base, ratio, note in rows:
+    lines.append(f"| {figure} | {ours} | {'' if base is None else base} | {ratio} | {note} |")
+  if not os.path.exists(MAGENTA_PY):
+    lines += ["", "Baselines need the magenta side venv: bash ../shared/tools/magenta/make_magenta_venv.sh"]
+  text = "\n".join(lines) + "\n"
+  print("\n" + text)
+  os.makedirs(os.path.dirname(args.out), exist_ok=True)
+  with open(args.out, "w", encoding="utf-8") as f:
+    f.write(text)
+  print(f"written to {args.out}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

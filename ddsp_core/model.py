@@ -1,0 +1,180 @@
+"""The solo-instrument autoencoder (magenta ddsp's architecture), as a `tf.Module`.
+
+    f0_hz, loudness_db -> scaled (f0 MIDI / 127, dB / 80 + 1)
+      -> RNN-FC decoder: per input a stack of (Dense, LayerNorm, leaky ReLU) x 3,
+         concatenated -> GRU -> [inputs, GRU] -> stack -> Dense
+      -> 1 amplitude, 60 harmonic distribution, 65 noise magnitudes
+      -> Harmonic + FilteredNoise -> Add -> Reverb (trainable impulse response)
+
+Plain `tf.Module`s (no Keras), so `tf.train.Checkpoint` and SavedModel see
+exactly these variables. The model works on any number of frames: nothing is
+bound to a length when it is built. Configured with gin (`ddsp_core/gin/`).
+"""
+
+import gin
+import tensorflow as tf
+
+from ddsp_core import synth
+from ddsp_core.loudness import DB_RANGE
+
+
+def scale_f0(f0_hz):
+  """f0 in Hz -> MIDI / 127 (0 Hz -> 0)."""
+  midi = 12.0 * (tf.math.log(tf.maximum(f0_hz, 1e-5) / 440.0) / tf.math.log(2.0)) + 69.0
+  return tf.where(f0_hz > 0.0, midi, 0.0) / 127.0
+
+
+def scale_loudness(loudness_db):
+  """dB -> dB / 80 + 1 (the -80 dB floor maps to 0)."""
+  return loudness_db / DB_RANGE + 1.0
+
+
+class Dense(tf.Module):
+  """y = x W + b, Glorot-uniform initialised."""
+
+  def __init__(self, n_in, n_out, name=None):
+    super().__init__(name=name)
+    limit = (6.0 / (n_in + n_out)) ** 0.5
+    self.kernel = tf.Variable(tf.random.uniform([n_in, n_out], -limit, limit), name="kernel")
+    self.bias = tf.Variable(tf.zeros([n_out]), name="bias")
+
+  def __call__(self, x):
+    return tf.tensordot(x, self.kernel, 1) + self.bias
+
+
+class LayerNorm(tf.Module):
+
+  def __init__(self, n, epsilon=1e-3, name=None):
+    super().__init__(name=name)
+    self.gamma = tf.Variable(tf.ones([n]), name="gamma")
+    self.beta = tf.Variable(tf.zeros([n]), name="beta")
+    self.epsilon = epsilon
+
+  def __call__(self, x):
+    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+    return (x - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+
+
+class FcStack(tf.Module):
+  """`layers` x (Dense -> LayerNorm -> leaky ReLU)."""
+
+  def __init__(self, n_in, ch, layers=3, name=None):
+    super().__init__(name=name)
+    self.dense = [Dense(n_in if i == 0 else ch, ch, name=f"dense_{i}") for i in range(layers)]
+    self.norm = [LayerNorm(ch, name=f"norm_{i}") for i in range(layers)]
+
+  def __call__(self, x):
+    for dense, norm in zip(self.dense, self.norm):
+      x = tf.nn.leaky_relu(norm(dense(x)))
+    return x
+
+
+class Gru(tf.Module):
+  """A GRU over time (Keras' `reset_after` formulation), state in and out.
+
+  Input projections for all frames are one matmul; only the recurrence runs
+  in a loop (`tf.scan`).
+  """
+
+  def __init__(self, n_in, units, name=None):
+    super().__init__(name=name)
+    self.units = units
+    self.input_kernel = Dense(n_in, 3 * units, name="input")
+    self.recurrent_kernel = Dense(units, 3 * units, name="recurrent")
+
+  def __call__(self, x, state=None):
+    """x: [B, F, n_in]; state: [B, units] or None. Returns ([B, F, units], [B, units])."""
+    if state is None:
+      state = tf.zeros([tf.shape(x)[0], self.units])
+    projected = tf.transpose(self.input_kernel(x), [1, 0, 2])  # [F, B, 3u]
+    u = self.units
+
+    def step(h, xp):
+      hp = self.recurrent_kernel(h)
+      z = tf.sigmoid(xp[:, :u] + hp[:, :u])
+      r = tf.sigmoid(xp[:, u:2 * u] + hp[:, u:2 * u])
+      candidate = tf.tanh(xp[:, 2 * u:] + r * hp[:, 2 * u:])
+      return z * h + (1.0 - z) * candidate
+
+    outputs = tf.scan(step, projected, initializer=state)  # [F, B, u]
+    return tf.transpose(outputs, [1, 0, 2]), outputs[-1]
+
+
+@gin.configurable
+class RnnFcDecoder(tf.Module):
+  """magenta's RnnFcDecoder: input stacks -> GRU -> output stack -> controls."""
+
+  def __init__(self, rnn_channels=512, ch=512, layers_per_stack=3, n_harmonics=60,
+               n_noise_magnitudes=65, name="decoder"):
+    super().__init__(name=name)
+    self.input_stacks = [FcStack(1, ch, layers_per_stack, name=f"input_stack_{i}")
+                         for i in range(2)]
+    self.rnn = Gru(2 * ch, rnn_channels, name="gru")
+    self.output_stack = FcStack(2 * ch + rnn_channels, ch, layers_per_stack, name="output_stack")
+    self.splits = (1, n_harmonics, n_noise_magnitudes)
+    self.output_dense = Dense(ch, sum(self.splits), name="output")
+
+  def __call__(self, f0_scaled, ld_scaled, state=None):
+    x = tf.concat([self.input_stacks[0](ld_scaled[..., tf.newaxis]),
+                   self.input_stacks[1](f0_scaled[..., tf.newaxis])], axis=-1)
+    rnn_out, state = self.rnn(x, state)
+    y = self.output_dense(self.output_stack(tf.concat([x, rnn_out], axis=-1)))
+    amps, harmonics, noise = tf.split(y, self.splits, axis=-1)
+    return {"amps": amps, "harmonic_distribution": harmonics, "noise_magnitudes": noise}, state
+
+
+@gin.configurable
+class Autoencoder(tf.Module):
+  """Features (f0_hz, loudness_db per frame) -> audio.
+
+  Args:
+    sample_rate: Output sample rate in Hz.
+    frame_rate: Control frames per second (hop = sample_rate / frame_rate).
+    reverb_length: Samples of the trainable impulse response (0: no reverb).
+    noise_window_size: Window of the noise filters' impulse responses.
+    noise_initial_bias: Added to noise magnitudes before scaling (starts quiet).
+  """
+
+  def __init__(self, sample_rate=16000, frame_rate=250, reverb_length=48000,
+               noise_window_size=0, noise_initial_bias=-5.0, decoder=None, name="autoencoder"):
+    super().__init__(name=name)
+    if sample_rate % frame_rate:
+      raise ValueError("frame_rate must divide sample_rate")
+    self.sample_rate = sample_rate
+    self.frame_rate = frame_rate
+    self.hop = sample_rate // frame_rate
+    self.decoder = decoder or RnnFcDecoder()
+    self.noise_window_size = noise_window_size
+    self.noise_initial_bias = noise_initial_bias
+    self.reverb_ir = (tf.Variable(tf.random.normal([reverb_length], stddev=1e-6), name="reverb_ir")
+                      if reverb_length else None)
+
+  def controls(self, f0_hz, loudness_db, state=None):
+    """Synthesizer controls from features ([B, F] each)."""
+    out, state = self.decoder(scale_f0(f0_hz), scale_loudness(loudness_db), state)
+    return {
+        "f0_hz": f0_hz[..., tf.newaxis],
+        "amplitude": synth.exp_sigmoid(out["amps"]),
+        "harmonic_distribution": synth.exp_sigmoid(out["harmonic_distribution"]),
+        "noise_magnitudes": synth.exp_sigmoid(out["noise_magnitudes"] + self.noise_initial_bias),
+    }, state
+
+  def synthesize(self, controls, seed=None):
+    harmonic = synth.harmonic_synthesis(controls["f0_hz"], controls["amplitude"],
+                                        controls["harmonic_distribution"], self.hop,
+                                        self.sample_rate)
+    noise = synth.filtered_noise(controls["noise_magnitudes"], self.hop,
+                                 self.noise_window_size, seed=seed)
+    audio = harmonic + noise
+    if self.reverb_ir is not None:
+      audio = synth.reverb(audio, self.reverb_ir)
+    return audio
+
+  def __call__(self, f0_hz, loudness_db, seed=None):
+    """[B, F] f0 (Hz) and loudness (dB) -> [B, F * hop] audio."""
+    controls, _ = self.controls(f0_hz, loudness_db)
+    return self.synthesize(controls, seed)
+
+  @property
+  def n_parameters(self):
+    return int(sum(v.shape.num_elements() for v in self.trainable_variables))

@@ -1,0 +1,252 @@
+"""Differentiable synthesis: harmonic oscillators, filtered noise, FFT convolution, reverb.
+
+TensorFlow functions on batches; every length is taken from the inputs at run
+time, so one model serves any number of frames. Shapes: batch B, frames F,
+samples T (= F * hop), harmonics H.
+"""
+
+import math
+
+import tensorflow as tf
+
+TWO_PI = 2.0 * math.pi
+
+
+def exp_sigmoid(x, exponent=10.0, max_value=2.0, threshold=1e-7):
+  """Exponentiated sigmoid, magenta's scale function for amplitudes.
+
+  Args:
+    x: Tensor of network outputs.
+    exponent: Sets the slope (sigmoid ** log(exponent)).
+    max_value: Upper limit.
+    threshold: Lower limit, keeps gradients and logs finite.
+
+  Returns:
+    Tensor like `x`, in [threshold, max_value + threshold].
+  """
+  x = tf.convert_to_tensor(x, tf.float32)
+  return max_value * tf.nn.sigmoid(x) ** math.log(exponent) + threshold
+
+
+def interpolate_frames(x, hop):
+  """Linear interpolation of frame-rate controls to the sample rate.
+
+  Frame k sits at sample k * hop; past the last frame the value is held.
+
+  Args:
+    x: [B, F, C] frame-rate values.
+    hop: Samples per frame.
+
+  Returns:
+    [B, F * hop, C].
+  """
+  n_frames = tf.shape(x)[1]
+  positions = tf.range(n_frames * hop, dtype=tf.float32) / float(hop)
+  lower = tf.cast(tf.floor(positions), tf.int32)
+  upper = tf.minimum(lower + 1, n_frames - 1)
+  frac = (positions - tf.cast(lower, tf.float32))[tf.newaxis, :, tf.newaxis]
+  return tf.gather(x, lower, axis=1) * (1.0 - frac) + tf.gather(x, upper, axis=1) * frac
+
+
+def upsample_with_windows(x, hop):
+  """Upsamples frame-rate amplitudes with overlapping Hann windows.
+
+  Smoother than linear interpolation for amplitudes (no corners at frame
+  boundaries); the last frame is repeated as an endpoint, as magenta does.
+
+  Args:
+    x: [B, F, C] frame-rate values.
+    hop: Samples per frame.
+
+  Returns:
+    [B, F * hop, C].
+  """
+  x = tf.concat([x, x[:, -1:, :]], axis=1)  # [B, F + 1, C]
+  window = tf.signal.hann_window(2 * hop)
+  frames = tf.transpose(x, [0, 2, 1])[..., tf.newaxis] * window  # [B, C, F + 1, 2 hop]
+  y = tf.signal.overlap_and_add(frames, hop)  # [B, C, (F + 2) hop]
+  y = y[:, :, hop:-hop]
+  return tf.transpose(y, [0, 2, 1])
+
+
+def remove_above_nyquist(frequencies, amplitudes, sample_rate=16000):
+  """Zeroes amplitudes of components at or above the Nyquist frequency."""
+  return tf.where(frequencies >= sample_rate / 2.0, tf.zeros_like(amplitudes), amplitudes)
+
+
+def oscillator_bank(frequencies, amplitudes, sample_rate=16000):
+  """Sum of sinusoids with sample-wise frequencies and amplitudes.
+
+  The phase is accumulated in float64 and wrapped, so it stays accurate over
+  signals of any length (a float32 cumulative sum drifts audibly after a few
+  seconds at high frequencies).
+
+  Args:
+    frequencies: [B, T, H] in Hz.
+    amplitudes: [B, T, H].
+    sample_rate: Hz.
+
+  Returns:
+    [B, T] audio.
+  """
+  amplitudes = remove_above_nyquist(frequencies, amplitudes, sample_rate)
+  omegas = tf.cast(frequencies, tf.float64) * (TWO_PI / sample_rate)
+  phases = tf.math.floormod(tf.cumsum(omegas, axis=1), TWO_PI)
+  return tf.reduce_sum(amplitudes * tf.sin(tf.cast(phases, tf.float32)), axis=-1)
+
+
+def harmonic_synthesis(f0_hz, amplitude, harmonic_distribution, hop, sample_rate=16000):
+  """Harmonic oscillator from frame-rate controls.
+
+  Args:
+    f0_hz: [B, F, 1] fundamental frequency.
+    amplitude: [B, F, 1] overall amplitude.
+    harmonic_distribution: [B, F, H] relative amplitudes (normalised here to
+      sum to 1 over the harmonics below Nyquist).
+    hop: Samples per frame.
+    sample_rate: Hz.
+
+  Returns:
+    [B, F * hop] audio.
+  """
+  n_harmonics = harmonic_distribution.shape[-1]
+  ratios = tf.range(1, n_harmonics + 1, dtype=tf.float32)
+  harmonic_hz = f0_hz * ratios  # [B, F, H]
+  distribution = remove_above_nyquist(harmonic_hz, harmonic_distribution, sample_rate)
+  distribution = tf.math.divide_no_nan(distribution,
+                                       tf.reduce_sum(distribution, axis=-1, keepdims=True))
+  amplitudes = upsample_with_windows(amplitude * distribution, hop)
+  frequencies = interpolate_frames(harmonic_hz, hop)
+  return oscillator_bank(frequencies, amplitudes, sample_rate)
+
+
+def _next_power_of_2(n):
+  return tf.cast(2 ** tf.math.ceil(tf.math.log(tf.cast(n, tf.float32)) / math.log(2.0)), tf.int32)
+
+
+def fft_convolve(audio, impulse_response, delay_compensation=-1):
+  """Convolves audio with one impulse response per frame ('same' length output).
+
+  The audio is cut into as many equal frames as there are impulse
+  responses; each frame is convolved with its response by FFT and the
+  results are overlap-added.
+
+  Args:
+    audio: [B, T].
+    impulse_response: [B, F, K] or [B, K] (one response for the whole signal).
+    delay_compensation: Samples trimmed from the start; -1 trims the group
+      delay of a centred linear-phase response ((K - 1) // 2 - 1), 0 keeps
+      the output aligned with a causal response (reverb).
+
+  Returns:
+    [B, T].
+  """
+  if impulse_response.shape.rank == 2:
+    impulse_response = impulse_response[:, tf.newaxis, :]
+  audio_size = tf.shape(audio)[1]
+  n_ir_frames = tf.shape(impulse_response)[1]
+  ir_size = tf.shape(impulse_response)[2]
+  frame_size = tf.cast(tf.math.ceil(audio_size / n_ir_frames), tf.int32)
+  frames = tf.signal.frame(audio, frame_size, frame_size, pad_end=True)  # [B, F, frame]
+  fft_size = _next_power_of_2(frame_size + ir_size - 1)
+  spectrum = tf.signal.rfft(frames, [fft_size]) * tf.signal.rfft(impulse_response, [fft_size])
+  out = tf.signal.overlap_and_add(tf.signal.irfft(spectrum, [fft_size]), frame_size)
+  start = (ir_size - 1) // 2 - 1 if delay_compensation < 0 else delay_compensation
+  return out[:, start:start + audio_size]
+
+
+def frequency_impulse_response(magnitudes, window_size=0):
+  """Linear-phase FIR filters from frequency-sampled magnitudes.
+
+  Args:
+    magnitudes: [B, F, M] linear magnitudes at M frequencies from 0 to Nyquist.
+    window_size: Hann window length applied to the response (shorter =
+      smoother frequency response); 0 or more than the response uses its
+      full length 2 (M - 1).
+
+  Returns:
+    [B, F, 2 (M - 1)] causal responses centred at (M - 1).
+  """
+  ir = tf.signal.irfft(tf.complex(magnitudes, tf.zeros_like(magnitudes)))  # zero-phase
+  ir_size = ir.shape[-1]
+  if window_size <= 0 or window_size > ir_size:
+    window_size = ir_size
+  window = tf.signal.hann_window(window_size)  # periodic: peak at window_size // 2
+  # Centre the window on the zero-phase response (peak at index 0, wrapping).
+  half = (window_size + 1) // 2
+  window = tf.concat([window[half:], tf.zeros([ir_size - window_size]), window[:half]], 0)
+  ir = ir * window
+  return tf.roll(ir, shift=ir_size // 2, axis=-1)  # causal, centred at ir_size // 2
+
+
+def filtered_noise(magnitudes, hop, window_size=0, seed=None, noise=None):
+  """White noise shaped by a time-varying FIR filter per frame.
+
+  Args:
+    magnitudes: [B, F, M] filter magnitudes per frame.
+    hop: Samples per frame.
+    window_size: See `frequency_impulse_response`.
+    seed: None for fresh random noise on every call; a pair of ints for
+      reproducible noise (`tf.random.stateless_uniform`).
+    noise: Optional [B, F * hop] noise to filter instead (tests, parity).
+
+  Returns:
+    [B, F * hop] audio.
+  """
+  if noise is None:
+    shape = [tf.shape(magnitudes)[0], tf.shape(magnitudes)[1] * hop]
+    noise = (tf.random.uniform(shape, -1.0, 1.0) if seed is None else
+             tf.random.stateless_uniform(shape, seed=seed, minval=-1.0, maxval=1.0))
+  ir = frequency_impulse_response(magnitudes, window_size)
+  # The response is centred at ir_size // 2: trim that delay.
+  return fft_convolve(noise, ir, delay_compensation=ir.shape[-1] // 2)
+
+
+def reverb(audio, impulse_response):
+  """Adds a wet signal: audio convolved with a causal impulse response.
+
+  The response's first sample (the dry path) is ignored; the dry signal is
+  added unchanged, so a unit impulse leaves the audio as it is.
+
+  Args:
+    audio: [B, T].
+    impulse_response: [K] or [B, K].
+
+  Returns:
+    [B, T].
+  """
+  if impulse_response.shape.rank == 1:
+    impulse_response = tf.broadcast_to(impulse_response[tf.newaxis, :],
+                                       [tf.shape(audio)[0], tf.shape(impulse_response)[0]])
+  wet_ir = tf.concat([tf.zeros_like(impulse_response[:, :1]), impulse_response[:, 1:]], axis=1)
+  return audio + fft_convolve(audio, wet_ir, delay_compensation=0)
+
+
+def spectral_loss(target, prediction, fft_sizes=(2048, 1024, 512, 256, 128, 64),
+                  mag_weight=1.0, logmag_weight=1.0):
+  """Multi-scale spectral loss (magenta's solo-instrument settings).
+
+  For each FFT size, 75% overlap: mean L1 distance of magnitudes and of log
+  magnitudes (log floored at 1e-5).
+
+  Args:
+    target: [B, T] audio.
+    prediction: [B, T] audio.
+    fft_sizes: STFT sizes.
+    mag_weight: Weight of the magnitude term.
+    logmag_weight: Weight of the log-magnitude term.
+
+  Returns:
+    Scalar loss.
+  """
+  loss = 0.0
+  for size in fft_sizes:
+    def mag(x, size=size):
+      return tf.abs(tf.signal.stft(x, size, size // 4, size, pad_end=True))
+    t, p = mag(target), mag(prediction)
+    if mag_weight:
+      loss += mag_weight * tf.reduce_mean(tf.abs(t - p))
+    if logmag_weight:
+      loss += logmag_weight * tf.reduce_mean(tf.abs(
+          tf.math.log(tf.maximum(t, 1e-5)) - tf.math.log(tf.maximum(p, 1e-5))))
+  return loss

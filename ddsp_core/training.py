@@ -1,0 +1,130 @@
+"""Training pieces: gin settings, Adam with a decaying learning rate, compiled steps, data.
+
+The training *job* (model dirs, checkpoints, resuming, summaries) is
+`jobs/train.py`; this module is what it and the tests share.
+"""
+
+import glob
+import os
+from typing import Dict, Optional, Sequence
+
+import gin
+import tensorflow as tf
+
+from ddsp_core import synth
+
+GIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gin")
+
+
+@gin.configurable("train")
+def train_settings(batch_size=16, learning_rate=3e-4, decay_steps=10000, decay_rate=0.98,
+                   grad_clip_norm=3.0, shuffle_buffer=1000):
+  """Training hyperparameters (gin scope `train`), magenta's defaults."""
+  return dict(batch_size=batch_size, learning_rate=learning_rate, decay_steps=decay_steps,
+              decay_rate=decay_rate, grad_clip_norm=grad_clip_norm, shuffle_buffer=shuffle_buffer)
+
+
+def resolve_gin_file(name: str) -> str:
+  """A gin file path: as given if it exists, else from ddsp_core/gin/."""
+  if os.path.exists(name):
+    return name
+  candidate = os.path.join(GIN_DIR, name if name.endswith(".gin") else name + ".gin")
+  if os.path.exists(candidate):
+    return candidate
+  raise FileNotFoundError(f"gin file {name!r} not found (built-in: "
+                          f"{', '.join(sorted(os.listdir(GIN_DIR)))})")
+
+
+def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None:
+  """Clears gin and parses files (built-in names allowed) and bindings."""
+  from ddsp_core import model  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  gin.clear_config()
+  gin.add_config_file_search_path(GIN_DIR)
+  gin.parse_config_files_and_bindings([resolve_gin_file(f) for f in gin_files], list(bindings))
+
+
+class Adam(tf.Module):
+  """Adam with exponential learning-rate decay; its step counter is the training step."""
+
+  def __init__(self, variables, learning_rate=3e-4, decay_steps=10000, decay_rate=0.98,
+               beta1=0.9, beta2=0.999, epsilon=1e-7, name="adam"):
+    super().__init__(name=name)
+    self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+    self.m = [tf.Variable(tf.zeros_like(v), trainable=False, name="m") for v in variables]
+    self.v = [tf.Variable(tf.zeros_like(v), trainable=False, name="v") for v in variables]
+    self.learning_rate0 = learning_rate
+    self.decay_steps, self.decay_rate = decay_steps, decay_rate
+    self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+
+  def learning_rate(self, step=None):
+    step = tf.cast(self.iterations if step is None else step, tf.float32)
+    return self.learning_rate0 * self.decay_rate ** (step / self.decay_steps)
+
+  def apply(self, grads, variables):
+    lr = self.learning_rate()
+    self.iterations.assign_add(1)
+    t = tf.cast(self.iterations, tf.float32)
+    lr_t = lr * tf.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
+    for g, var, m, v in zip(grads, variables, self.m, self.v):
+      if g is None:
+        continue
+      m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
+      v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
+      var.assign_sub(lr_t * m / (tf.sqrt(v) + self.epsilon))
+
+
+class Trainer(tf.Module):
+  """Compiled train and eval steps of an autoencoder on batches of windows."""
+
+  def __init__(self, model, settings: Optional[Dict] = None, jit_compile: bool = False):
+    super().__init__(name="trainer")
+    self.model = model
+    self.settings = settings or train_settings()
+    self.optimizer = Adam(model.trainable_variables, self.settings["learning_rate"],
+                          self.settings["decay_steps"], self.settings["decay_rate"])
+    self.train_step = tf.function(self._train_step, jit_compile=jit_compile)
+    self.eval_step = tf.function(self._eval_step)
+
+  def _loss(self, batch):
+    audio = self.model(batch["f0_hz"], batch["loudness_db"])
+    target = batch["audio"]
+    audio = audio[:, :tf.shape(target)[1]]  # centred frames give one hop more
+    return synth.spectral_loss(target, audio), audio
+
+  def _train_step(self, batch):
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      loss, _ = self._loss(batch)
+    grads = tape.gradient(loss, variables)
+    grads, norm = tf.clip_by_global_norm(grads, self.settings["grad_clip_norm"])
+    self.optimizer.apply(grads, variables)
+    return {"loss": loss, "grad_norm": norm}
+
+  def _eval_step(self, batch):
+    loss, audio = self._loss(batch)
+    return loss, audio
+
+
+def dataset_files(data_dir: str, split: str):
+  return sorted(glob.glob(os.path.join(data_dir, f"{split}.tfrecord-*")))
+
+
+def make_dataset(files: Sequence[str], feature_spec: Dict, batch_size: int, model_sample_rate: int,
+                 data_sample_rate: int, shuffle_buffer: int = 1000, repeat: bool = True,
+                 seed: Optional[int] = None, drop_remainder: bool = True) -> tf.data.Dataset:
+  """Batches of {'audio' (at the model's rate), 'f0_hz', 'f0_confidence', 'loudness_db'}."""
+  audio_key = "audio" if data_sample_rate == model_sample_rate else "audio_16k"
+  if audio_key not in feature_spec:
+    raise ValueError(f"the dataset has no audio at the model's {model_sample_rate} Hz")
+  keys = (audio_key, "f0_hz", "f0_confidence", "loudness_db")
+  spec = {k: feature_spec[k] for k in keys}
+
+  def parse(record):
+    ex = tf.io.parse_single_example(record, spec)
+    return {"audio": ex[audio_key], "f0_hz": ex["f0_hz"], "f0_confidence": ex["f0_confidence"],
+            "loudness_db": ex["loudness_db"]}
+  ds = tf.data.TFRecordDataset(list(files), num_parallel_reads=tf.data.AUTOTUNE)
+  if repeat:
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+  ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

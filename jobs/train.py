@@ -1,0 +1,311 @@
+"""The training job: prepared dataset -> checkpointed, resumable model dir; eval; export.
+
+A model dir has the layout magenta users know, plus JSON metadata:
+
+    operative_config-<step>.gin   the gin configuration that built the model
+    checkpoint, ckpt-<step>.*     TensorFlow checkpoints (model + optimizer state)
+    model.json                    sample/frame rate, gin files, dataset settings, version
+    dataset_statistics.json       copied from the dataset (for timbre transfer)
+    summaries/                    TensorBoard: loss, learning rate, steps/s, eval audio
+    eval/metrics.json, eval/metrics.parquet   magenta's F0/loudness metrics
+    export/saved_model/           after `ddsp-beam export` (features in, audio out)
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+import zipfile
+from typing import Optional, Sequence
+
+import gin
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import tensorflow as tf
+
+from ddsp_core import features as features_lib
+from ddsp_core import metrics as metrics_lib
+from ddsp_core import model as model_lib
+from ddsp_core import training
+from ddsp_core.version import __version__
+from pipelines import examples
+from pipelines import publish
+
+MODEL_INFO_FILE = "model.json"
+STATS_FILE = "dataset_statistics.json"
+
+
+class ModelDirError(ValueError):
+  """A model dir is missing, incomplete or corrupt; the message says what."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+  model_dir: str
+  step: int
+  resumed_from: int
+  losses: list
+  eval: Optional[dict]
+
+
+def _write_text(path: str, text: str) -> None:
+  with publish.atomic_file(path) as tmp:
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.write(text)
+
+
+def _data_settings(data_dir: str):
+  try:
+    info = examples.read_dataset_info(data_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f"{data_dir}: not a prepared dataset (no readable dataset.json: {e})") from e
+  return info, examples.spec_from_info(info)
+
+
+def build_model(model_dir: Optional[str] = None, gin_files: Sequence[str] = (),
+                gin_params: Sequence[str] = ()) -> model_lib.Autoencoder:
+  """Parses gin (the model dir's operative config, else the given files) and builds the model."""
+  if model_dir and latest_operative_config(model_dir):
+    training.parse_gin([latest_operative_config(model_dir)], gin_params)
+  else:
+    training.parse_gin(gin_files or ["solo_instrument.gin"], gin_params)
+  return model_lib.Autoencoder()
+
+
+def latest_operative_config(model_dir: str) -> Optional[str]:
+  configs = [f for f in os.listdir(model_dir) if f.startswith("operative_config-")] \
+      if os.path.isdir(model_dir) else []
+  if not configs:
+    return None
+  return os.path.join(model_dir, max(configs, key=lambda f: int(f.split("-")[1].split(".")[0])))
+
+
+def restore(model_dir: str, model, optimizer=None):
+  """Restores the latest checkpoint; returns its path (None when there is none)."""
+  ckpt = tf.train.Checkpoint(model=model, **({"optimizer": optimizer} if optimizer else {}))
+  latest = tf.train.latest_checkpoint(model_dir)
+  if latest is None:
+    return None
+  try:
+    status = ckpt.restore(latest)
+    status.assert_existing_objects_matched()
+  except Exception as e:  # pylint: disable=broad-except
+    raise ModelDirError(f"{model_dir}: checkpoint {os.path.basename(latest)} cannot be restored "
+                        f"into this model ({type(e).__name__}: {str(e)[:300]})") from e
+  return latest
+
+
+def run_training(data_dir: str, model_dir: str, gin_files: Sequence[str] = ("solo_instrument.gin",),
+                 gin_params: Sequence[str] = (), steps: int = 30000, checkpoint_every: int = 300,
+                 keep_checkpoints: int = 3, log_every: int = 50, seed: Optional[int] = None,
+                 progress: bool = True, evaluate_at_end: bool = True,
+                 eval_crepe_model: str = "tiny", eval_examples: int = 16) -> TrainResult:
+  """Trains until `steps` (total, counting resumed ones), checkpointing as it goes.
+
+  Rerunning the same command after an interruption resumes from the latest
+  checkpoint with the same step counter and optimizer state.
+  """
+  info, spec = _data_settings(data_dir)
+  os.makedirs(model_dir, exist_ok=True)
+  model = build_model(model_dir, gin_files, gin_params)
+  if model.frame_rate != spec.frame_rate:
+    raise ValueError(f"the model's frame rate ({model.frame_rate}) differs from the dataset's "
+                     f"({spec.frame_rate}); set Autoencoder.frame_rate")
+  if seed is not None:
+    tf.random.set_seed(seed)
+  trainer = training.Trainer(model, training.train_settings())
+  settings = trainer.settings
+  latest = restore(model_dir, model, trainer.optimizer)
+  resumed_from = int(trainer.optimizer.iterations.numpy())
+  manager = tf.train.CheckpointManager(
+      tf.train.Checkpoint(model=model, optimizer=trainer.optimizer), model_dir,
+      max_to_keep=keep_checkpoints, checkpoint_name="ckpt")
+  _write_model_info(model_dir, model, data_dir, info, gin_files)
+  if progress:
+    where = f"resuming from {os.path.basename(latest)}" if latest else "from scratch"
+    print(f"[train] {model.n_parameters:,} parameters, batch {settings['batch_size']}, "
+          f"{where}, to step {steps}", file=sys.stderr, flush=True)
+  files = training.dataset_files(data_dir, "train")
+  if not files:
+    raise ValueError(f"{data_dir}: no train.tfrecord-* shards")
+  ds = training.make_dataset(files, examples.feature_spec(spec, with_provenance=False),
+                             settings["batch_size"], model.sample_rate, spec.sample_rate,
+                             settings["shuffle_buffer"], seed=seed)
+  writer = tf.summary.create_file_writer(os.path.join(model_dir, "summaries", "train"))
+  step = resumed_from
+  losses = []
+  started, last_log, last_step = time.time(), time.time(), step
+  iterator = iter(ds)
+  while step < steps:
+    out = trainer.train_step(next(iterator))
+    step = int(trainer.optimizer.iterations.numpy())
+    loss = float(out["loss"].numpy())
+    losses.append((step, loss))
+    if step % log_every == 0 or step == steps:
+      now = time.time()
+      rate = (step - last_step) / max(now - last_log, 1e-9)
+      last_log, last_step = now, step
+      with writer.as_default(step=step):
+        tf.summary.scalar("loss", loss)
+        tf.summary.scalar("learning_rate", trainer.optimizer.learning_rate())
+        tf.summary.scalar("steps_per_second", rate)
+      if progress:
+        eta = (steps - step) / rate if rate > 0 else float("nan")
+        print(f"[train] step {step}/{steps} loss {loss:.3f} {rate:.2f} steps/s "
+              f"ETA {eta / 60:.1f} min", file=sys.stderr, flush=True)
+    if step % checkpoint_every == 0 or step == steps:
+      save_checkpoint(manager, model_dir, step)
+  writer.flush()
+  result = TrainResult(model_dir, step, resumed_from, losses, None)
+  if evaluate_at_end and training.dataset_files(data_dir, "eval"):
+    result.eval = evaluate(model_dir, data_dir, model=model, crepe_model=eval_crepe_model,
+                           max_examples=eval_examples, progress=progress)
+  if progress:
+    print(f"[train] done at step {step} in {time.time() - started:.0f} s -> {model_dir}",
+          file=sys.stderr, flush=True)
+  return result
+
+
+def save_checkpoint(manager, model_dir: str, step: int) -> None:
+  """Checkpoint, then the operative gin config of that step.
+
+  TensorFlow writes the `checkpoint` index last and atomically, so a run
+  killed while saving resumes from the previous complete checkpoint.
+  """
+  manager.save(checkpoint_number=step)
+  _write_text(os.path.join(model_dir, f"operative_config-{step}.gin"), gin.operative_config_str())
+  keep = {f"operative_config-{_ckpt_step(p)}.gin" for p in manager.checkpoints}
+  for name in os.listdir(model_dir):
+    if name.startswith("operative_config-") and name not in keep:
+      os.remove(os.path.join(model_dir, name))
+
+
+def _ckpt_step(path: str) -> int:
+  return int(path.rsplit("-", 1)[1])
+
+
+def _write_model_info(model_dir, model, data_dir, info, gin_files):
+  model_info = {
+      "format": "ddsp-beam-model", "ddsp_beam_version": __version__,
+      "sample_rate": model.sample_rate, "frame_rate": model.frame_rate,
+      "n_parameters": model.n_parameters, "gin_files": list(gin_files),
+      "dataset": {k: info.get(k) for k in ("sample_rate", "frame_rate", "example_secs",
+                                           "hop_secs", "padding", "crepe_model", "viterbi")},
+      "data_dir": os.path.abspath(data_dir),
+  }
+  _write_text(os.path.join(model_dir, MODEL_INFO_FILE), json.dumps(model_info, indent=1))
+  stats = os.path.join(data_dir, STATS_FILE)
+  if os.path.exists(stats):
+    shutil.copyfile(stats, os.path.join(model_dir, STATS_FILE))
+
+
+def load_model(model_dir: str):
+  """A trained model from its dir (operative config + latest checkpoint)."""
+  if not os.path.isdir(model_dir):
+    raise ModelDirError(f"{model_dir}: no such model dir")
+  config = latest_operative_config(model_dir)
+  if config is None:
+    raise ModelDirError(f"{model_dir}: no operative_config-<step>.gin (not a trained model dir)")
+  model = build_model(model_dir)
+  if restore(model_dir, model) is None:
+    raise ModelDirError(f"{model_dir}: no checkpoint (the 'checkpoint' file or ckpt-* are missing)")
+  return model
+
+
+def evaluate(model_dir: str, data_dir: str, split: str = "eval", model=None,
+             crepe_model: str = "tiny", max_examples: int = 16, progress: bool = True) -> dict:
+  """Spectral loss and magenta's F0/loudness metrics on eval windows, into the model dir."""
+  info, spec = _data_settings(data_dir)
+  model = model or load_model(model_dir)
+  step = int(tf.train.latest_checkpoint(model_dir).rsplit("-", 1)[1])
+  files = training.dataset_files(data_dir, split)
+  ds = training.make_dataset(files, examples.feature_spec(spec, with_provenance=False), 1,
+                             model.sample_rate, spec.sample_rate, repeat=False)
+  rows, losses = [], []
+  first_audio = None
+  for batch in ds.take(max_examples):
+    audio = model(batch["f0_hz"], batch["loudness_db"], seed=(0, 0))
+    target = batch["audio"]
+    audio = audio[:, :tf.shape(target)[1]]
+    from ddsp_core import synth  # pylint: disable=g-import-not-at-top
+    losses.append(float(synth.spectral_loss(target, audio).numpy()))
+    gen = audio.numpy()[0]
+    if first_audio is None:
+      first_audio = (target.numpy()[0], gen)
+    gen_features = features_lib.compute_features(gen, model.sample_rate, spec.frame_rate,
+                                                 model=crepe_model, padding=spec.padding)
+    truth = {k: batch[k].numpy()[0] for k in ("f0_hz", "f0_confidence", "loudness_db")}
+    row = metrics_lib.example_metrics(truth, gen_features)
+    row["spectral_loss"] = losses[-1]
+    rows.append(row)
+  summary = metrics_lib.summarize(rows)
+  summary.update(step=step, split=split, spectral_loss=float(np.mean(losses)) if losses else None,
+                 crepe_model=crepe_model)
+  out_dir = os.path.join(model_dir, "eval")
+  os.makedirs(out_dir, exist_ok=True)
+  _write_text(os.path.join(out_dir, "metrics.json"), json.dumps(summary, indent=1))
+  schema = pa.schema([("step", pa.int64()), ("spectral_loss", pa.float64()),
+                      ("loudness_l1_db", pa.float64()), ("f0_l1_midi", pa.float64()),
+                      ("f0_outlier", pa.bool_())])
+  table = pa.Table.from_pylist([dict(r, step=step) for r in rows], schema=schema)
+  with publish.atomic_file(os.path.join(out_dir, "metrics.parquet")) as tmp:
+    pq.write_table(table, tmp)
+  writer = tf.summary.create_file_writer(os.path.join(model_dir, "summaries", "eval"))
+  with writer.as_default(step=step):
+    for key in ("spectral_loss", "loudness_l1_db", "f0_l1_midi", "outlier_ratio"):
+      if summary.get(key) is not None:
+        tf.summary.scalar(key, summary[key])
+    if first_audio is not None:
+      pair = np.stack(first_audio)[:, :, np.newaxis]
+      tf.summary.audio("original_and_resynthesis", pair, model.sample_rate, max_outputs=2)
+  writer.flush()
+  if progress:
+    print(f"[eval] step {step}: spectral loss {summary['spectral_loss']:.3f}, loudness L1 "
+          f"{summary['loudness_l1_db']} dB, f0 L1 {summary['f0_l1_midi']} MIDI, outliers "
+          f"{summary['outlier_ratio']}", file=sys.stderr, flush=True)
+  return summary
+
+
+class ExportedModel(tf.Module):
+  """What `ddsp-beam export` saves: features in, audio out, any length."""
+
+  def __init__(self, model):
+    super().__init__(name="ddsp_beam_model")
+    self.model = model
+    self.sample_rate = tf.constant(model.sample_rate)
+    self.frame_rate = tf.constant(model.frame_rate)
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="f0_hz"),
+                                tf.TensorSpec([None, None], tf.float32, name="loudness_db")])
+  def __call__(self, f0_hz, loudness_db):
+    return {"audio": self.model(f0_hz, loudness_db, seed=(0, 0))}
+
+
+def export(model_dir: str, output: Optional[str] = None, zip_path: Optional[str] = None) -> dict:
+  """Writes a SavedModel and a zip of the model dir (latest checkpoint only)."""
+  model = load_model(model_dir)
+  output = output or os.path.join(model_dir, "export", "saved_model")
+  staging = output + ".tmp"
+  shutil.rmtree(staging, ignore_errors=True)
+  exported = ExportedModel(model)
+  tf.saved_model.save(exported, staging, signatures={"serving_default": exported.__call__})
+  if os.path.exists(output):
+    shutil.rmtree(output)
+  os.replace(staging, output)
+  zip_path = zip_path or os.path.join(model_dir, "export",
+                                      os.path.basename(os.path.abspath(model_dir)) + ".zip")
+  latest = tf.train.latest_checkpoint(model_dir)
+  step = _ckpt_step(latest)
+  names = [MODEL_INFO_FILE, STATS_FILE, f"operative_config-{step}.gin"] + [
+      f for f in os.listdir(model_dir) if f.startswith(f"ckpt-{step}.")]
+  with publish.atomic_file(zip_path) as tmp:
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+      for name in names:
+        if os.path.exists(os.path.join(model_dir, name)):
+          z.write(os.path.join(model_dir, name), name)
+      z.writestr("checkpoint", f'model_checkpoint_path: "ckpt-{step}"\n'
+                 f'all_model_checkpoint_paths: "ckpt-{step}"\n')
+  return {"saved_model": output, "zip": zip_path, "step": step}

@@ -1,0 +1,131 @@
+"""The training job on a small real dataset: learning, resuming after kill -9, export, model dirs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from jobs import cli
+from jobs import train
+from tests.conftest import DEMO_CORPUS
+
+FAST = ["--gin_file", "tiny_instrument.gin", "--gin_param", "train.batch_size = 8",
+        "--gin_param", "train.learning_rate = 0.001", "--seed", "0", "--no_progress",
+        "--eval_crepe_model", "tiny"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+  """1-second windows of the three demo violin recordings (one held out)."""
+  out = tmp_path_factory.mktemp("data") / "violin"
+  rc = cli.main(["prepare", "--input", os.path.join(DEMO_CORPUS, "violin"), "--output", str(out),
+                 "--crepe_model", "tiny", "--example_secs", "1", "--hop_secs", "1",
+                 "--eval_fraction", "0.34", "--no_progress"])
+  assert rc == 0
+  info = json.load(open(out / "dataset.json"))
+  assert info["counts"]["windows_eval"] > 5 and info["counts"]["windows_train"] > 20
+  return str(out)
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+  """Step 1 (evaluated), then resumed to step 120 (evaluated again)."""
+  model_dir = str(tmp_path_factory.mktemp("models") / "violin")
+  base = ["train", "--data", dataset, "--model_dir", model_dir, "--checkpoint_every", "40"] + FAST
+  assert cli.main(base + ["--steps", "1"]) == 0
+  first = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
+  assert cli.main(base + ["--steps", "120"]) == 0
+  last = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
+  return model_dir, first, last
+
+
+def test_eval_spectral_loss_falls(trained):
+  _, first, last = trained
+  assert first["step"] == 1 and last["step"] == 120
+  print(f"eval spectral loss: step 1 {first['spectral_loss']:.3f} -> step 120 "
+        f"{last['spectral_loss']:.3f}")
+  assert last["spectral_loss"] < 0.8 * first["spectral_loss"]
+  assert last["loudness_l1_db"] < first["loudness_l1_db"]
+
+
+def test_model_dir_layout(trained):
+  model_dir, _, last = trained
+  names = set(os.listdir(model_dir))
+  assert {"checkpoint", "model.json", "dataset_statistics.json", "operative_config-120.gin",
+          "ckpt-120.index", "eval", "summaries"} <= names
+  info = json.load(open(os.path.join(model_dir, "model.json")))
+  assert info["sample_rate"] == 16000 and info["frame_rate"] == 250
+  assert info["n_parameters"] > 200000
+  assert "RnnFcDecoder.rnn_channels = 160" in open(
+      os.path.join(model_dir, "operative_config-120.gin")).read()
+  assert os.path.exists(os.path.join(model_dir, "eval", "metrics.parquet"))
+  for key in ("loudness_l1_db", "f0_l1_midi", "outlier_ratio", "spectral_loss"):
+    assert key in last
+  # Only the kept checkpoints' configs remain (keep 3: 40, 80, 120).
+  assert sorted(n for n in names if n.startswith("operative_config-")) == [
+      "operative_config-120.gin", "operative_config-40.gin", "operative_config-80.gin"]
+
+
+def test_export_matches_the_in_process_model(trained, tmp_path):
+  model_dir, _, _ = trained
+  out = train.export(model_dir, str(tmp_path / "saved"), str(tmp_path / "violin.zip"))
+  assert out["step"] == 120
+  loaded = tf.saved_model.load(out["saved_model"])
+  model = train.load_model(model_dir)
+  f0 = tf.constant(np.linspace(200, 400, 333, dtype=np.float32)[None])
+  ld = tf.constant(np.linspace(-50, -10, 333, dtype=np.float32)[None])
+  ours = model(f0, ld, seed=(0, 0)).numpy()
+  theirs = loaded.signatures["serving_default"](f0_hz=f0, loudness_db=ld)["audio"].numpy()
+  assert theirs.shape == (1, 333 * 64)
+  np.testing.assert_allclose(theirs, ours, atol=1e-5)
+  with zipfile.ZipFile(out["zip"]) as z:
+    assert {"checkpoint", "model.json", "operative_config-120.gin", "ckpt-120.index"} <= set(z.namelist())
+
+
+def test_kill_9_then_rerun_resumes(dataset, tmp_path):
+  model_dir = str(tmp_path / "m")
+  cmd = [sys.executable, "-m", "jobs.cli", "train", "--data", dataset, "--model_dir", model_dir,
+         "--checkpoint_every", "5", "--steps", "1000", "--no-eval"] + FAST
+  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while time.time() < deadline and not (
+      tf.train.latest_checkpoint(model_dir) or "").endswith(("-10", "-15")):
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  killed_at = int(tf.train.latest_checkpoint(model_dir).rsplit("-", 1)[1])
+  assert killed_at >= 10
+  saved = dict(tf.train.list_variables(tf.train.latest_checkpoint(model_dir)))
+  assert any("optimizer/m" in k for k in saved)  # optimizer state is checkpointed
+  result = train.run_training(dataset, model_dir, ["tiny_instrument.gin"],
+                              ["train.batch_size = 8", "train.learning_rate = 0.001"],
+                              steps=killed_at + 3, checkpoint_every=5, progress=False,
+                              evaluate_at_end=False)
+  assert result.resumed_from == killed_at
+  assert result.step == killed_at + 3
+  assert [s for s, _ in result.losses] == [killed_at + 1, killed_at + 2, killed_at + 3]
+
+
+def test_corrupt_or_missing_model_dirs(trained, tmp_path):
+  with pytest.raises(train.ModelDirError, match="no such model dir"):
+    train.load_model(str(tmp_path / "nothing"))
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  with pytest.raises(train.ModelDirError, match="operative_config"):
+    train.load_model(str(empty))
+  model_dir, _, _ = trained
+  broken = tmp_path / "broken"
+  broken.mkdir()
+  for name in ("checkpoint", "operative_config-120.gin", "ckpt-120.index"):
+    (broken / name).write_bytes(open(os.path.join(model_dir, name), "rb").read())
+  data = [n for n in os.listdir(model_dir) if n.startswith("ckpt-120.data")][0]
+  (broken / data).write_bytes(open(os.path.join(model_dir, data), "rb").read()[:1000])
+  with pytest.raises(train.ModelDirError, match="cannot be restored"):
+    train.load_model(str(broken))
