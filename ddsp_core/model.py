@@ -64,7 +64,7 @@ class FcStack(tf.Module):
     self.norm = [LayerNorm(ch, name=f"norm_{i}") for i in range(layers)]
 
   def __call__(self, x):
-    for dense, norm in zip(self.dense, self.norm):
+    for dense, norm in zip(self.dense, self.norm, strict=True):
       x = tf.nn.leaky_relu(norm(dense(x)))
     return x
 

@@ -65,7 +65,7 @@ class Adam(tf.Module):
     self.iterations.assign_add(1)
     t = tf.cast(self.iterations, tf.float32)
     lr_t = lr * tf.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
-    for g, var, m, v in zip(grads, variables, self.m, self.v):
+    for g, var, m, v in zip(grads, variables, self.m, self.v, strict=True):
       if g is None:
         continue
       m.assign(self.beta1 * m + (1.0 - self.beta1) * g)

@@ -36,7 +36,7 @@ def test_gradients_reach_every_trainable_variable():
   with tf.GradientTape() as tape:
     loss = synth.spectral_loss(target, model(f0, ld, seed=(0, 0)))
   grads = tape.gradient(loss, model.trainable_variables)
-  names = [v.name for v, g in zip(model.trainable_variables, grads)
+  names = [v.name for v, g in zip(model.trainable_variables, grads, strict=True)
            if g is None or not np.any(g.numpy())]
   assert names == []
 
