@@ -73,17 +73,55 @@ class Adam(tf.Module):
       var.assign_sub(lr_t * m / (tf.sqrt(v) + self.epsilon))
 
 
-class Trainer(tf.Module):
-  """Compiled train and eval steps of an autoencoder on batches of windows."""
+def default_strategy() -> Optional[tf.distribute.Strategy]:
+  """MirroredStrategy over all GPUs when there are several; None (one device) otherwise."""
+  gpus = tf.config.list_logical_devices("GPU")
+  return tf.distribute.MirroredStrategy() if len(gpus) > 1 else None
 
-  def __init__(self, model, settings: Optional[Dict] = None, jit_compile: bool = False):
+
+class Trainer(tf.Module):
+  """Compiled train and eval steps of an autoencoder on batches of windows.
+
+  With a `tf.distribute` strategy (e.g. MirroredStrategy on several GPUs),
+  build the model inside `strategy.scope()`: each replica computes gradients
+  on its share of the batch, they are averaged across replicas, and the
+  optimizer updates the mirrored variables once, in cross-replica context.
+  """
+
+  def __init__(self, model, settings: Optional[Dict] = None, jit_compile: bool = False,
+               strategy: Optional[tf.distribute.Strategy] = None):
     super().__init__(name="trainer")
     self.model = model
     self.settings = settings or train_settings()
-    self.optimizer = Adam(model.trainable_variables, self.settings["learning_rate"],
-                          self.settings["decay_steps"], self.settings["decay_rate"])
-    self.train_step = tf.function(self._train_step, jit_compile=jit_compile)
+    self.strategy = strategy
+    if strategy is None:
+      self.optimizer = self._make_optimizer()
+      self.train_step = tf.function(self._train_step, jit_compile=jit_compile)
+    else:
+      with strategy.scope():
+        self.optimizer = self._make_optimizer()
+      self.train_step = tf.function(self._distributed_train_step)
     self.eval_step = tf.function(self._eval_step)
+
+  def _make_optimizer(self):
+    return Adam(self.model.trainable_variables, self.settings["learning_rate"],
+                self.settings["decay_steps"], self.settings["decay_rate"])
+
+  def _gradients(self, batch):
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      loss, _ = self._loss(batch)
+    return loss, tape.gradient(loss, variables)
+
+  def _distributed_train_step(self, batch):
+    """`batch` comes from `strategy.experimental_distribute_dataset`."""
+    losses, grads = self.strategy.run(self._gradients, args=(batch,))
+    mean = tf.distribute.ReduceOp.MEAN
+    loss = self.strategy.reduce(mean, losses, axis=None)
+    grads = [self.strategy.reduce(mean, g, axis=None) for g in grads]
+    grads, norm = tf.clip_by_global_norm(grads, self.settings["grad_clip_norm"])
+    self.optimizer.apply(grads, self.model.trainable_variables)
+    return {"loss": loss, "grad_norm": norm}
 
   def _loss(self, batch):
     audio = self.model(batch["f0_hz"], batch["loudness_db"])
@@ -93,9 +131,7 @@ class Trainer(tf.Module):
 
   def _train_step(self, batch):
     variables = self.model.trainable_variables
-    with tf.GradientTape() as tape:
-      loss, _ = self._loss(batch)
-    grads = tape.gradient(loss, variables)
+    loss, grads = self._gradients(batch)
     grads, norm = tf.clip_by_global_norm(grads, self.settings["grad_clip_norm"])
     self.optimizer.apply(grads, variables)
     return {"loss": loss, "grad_norm": norm}

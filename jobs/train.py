@@ -11,6 +11,7 @@ A model dir has the layout magenta users know, plus JSON metadata:
     export/saved_model/           after `ddsp-beam export` (features in, audio out)
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -28,18 +29,20 @@ import tensorflow as tf
 
 from ddsp_core import features as features_lib
 from ddsp_core import metrics as metrics_lib
-from ddsp_core import model as model_lib
+from ddsp_core import model_dir as model_dir_lib
 from ddsp_core import training
 from ddsp_core.version import __version__
 from pipelines import examples
 from pipelines import publish
 
-MODEL_INFO_FILE = "model.json"
-STATS_FILE = "dataset_statistics.json"
-
-
-class ModelDirError(ValueError):
-  """A model dir is missing, incomplete or corrupt; the message says what."""
+# Re-exported: the job's users find the model-dir helpers here too.
+MODEL_INFO_FILE = model_dir_lib.MODEL_INFO_FILE
+STATS_FILE = model_dir_lib.STATS_FILE
+ModelDirError = model_dir_lib.ModelDirError
+build_model = model_dir_lib.build_model
+restore = model_dir_lib.restore
+load_model = model_dir_lib.load_model
+latest_operative_config = model_dir_lib.latest_operative_config
 
 
 @dataclasses.dataclass
@@ -65,58 +68,30 @@ def _data_settings(data_dir: str):
   return info, examples.spec_from_info(info)
 
 
-def build_model(model_dir: Optional[str] = None, gin_files: Sequence[str] = (),
-                gin_params: Sequence[str] = ()) -> model_lib.Autoencoder:
-  """Parses gin (the model dir's operative config, else the given files) and builds the model."""
-  if model_dir and latest_operative_config(model_dir):
-    training.parse_gin([latest_operative_config(model_dir)], gin_params)
-  else:
-    training.parse_gin(gin_files or ["solo_instrument.gin"], gin_params)
-  return model_lib.Autoencoder()
-
-
-def latest_operative_config(model_dir: str) -> Optional[str]:
-  configs = [f for f in os.listdir(model_dir) if f.startswith("operative_config-")] \
-      if os.path.isdir(model_dir) else []
-  if not configs:
-    return None
-  return os.path.join(model_dir, max(configs, key=lambda f: int(f.split("-")[1].split(".")[0])))
-
-
-def restore(model_dir: str, model, optimizer=None):
-  """Restores the latest checkpoint; returns its path (None when there is none)."""
-  ckpt = tf.train.Checkpoint(model=model, **({"optimizer": optimizer} if optimizer else {}))
-  latest = tf.train.latest_checkpoint(model_dir)
-  if latest is None:
-    return None
-  try:
-    status = ckpt.restore(latest)
-    status.assert_existing_objects_matched()
-  except Exception as e:  # pylint: disable=broad-except
-    raise ModelDirError(f"{model_dir}: checkpoint {os.path.basename(latest)} cannot be restored "
-                        f"into this model ({type(e).__name__}: {str(e)[:300]})") from e
-  return latest
-
-
 def run_training(data_dir: str, model_dir: str, gin_files: Sequence[str] = ("solo_instrument.gin",),
                  gin_params: Sequence[str] = (), steps: int = 30000, checkpoint_every: int = 300,
                  keep_checkpoints: int = 3, log_every: int = 50, seed: Optional[int] = None,
                  progress: bool = True, evaluate_at_end: bool = True,
-                 eval_crepe_model: str = "tiny", eval_examples: int = 16) -> TrainResult:
+                 eval_crepe_model: str = "tiny", eval_examples: int = 16,
+                 strategy: Optional[tf.distribute.Strategy] = None) -> TrainResult:
   """Trains until `steps` (total, counting resumed ones), checkpointing as it goes.
 
   Rerunning the same command after an interruption resumes from the latest
-  checkpoint with the same step counter and optimizer state.
+  checkpoint with the same step counter and optimizer state. With several
+  GPUs visible, a MirroredStrategy splits each batch across them (or pass
+  `strategy`); otherwise it runs on the one device (the CPU here).
   """
   info, spec = _data_settings(data_dir)
   os.makedirs(model_dir, exist_ok=True)
-  model = build_model(model_dir, gin_files, gin_params)
+  strategy = strategy or training.default_strategy()
+  with strategy.scope() if strategy else contextlib.nullcontext():
+    model = build_model(model_dir, gin_files, gin_params)
   if model.frame_rate != spec.frame_rate:
     raise ValueError(f"the model's frame rate ({model.frame_rate}) differs from the dataset's "
                      f"({spec.frame_rate}); set Autoencoder.frame_rate")
   if seed is not None:
     tf.random.set_seed(seed)
-  trainer = training.Trainer(model, training.train_settings())
+  trainer = training.Trainer(model, training.train_settings(), strategy=strategy)
   settings = trainer.settings
   latest = restore(model_dir, model, trainer.optimizer)
   resumed_from = int(trainer.optimizer.iterations.numpy())
@@ -126,7 +101,8 @@ def run_training(data_dir: str, model_dir: str, gin_files: Sequence[str] = ("sol
   _write_model_info(model_dir, model, data_dir, info, gin_files)
   if progress:
     where = f"resuming from {os.path.basename(latest)}" if latest else "from scratch"
-    print(f"[train] {model.n_parameters:,} parameters, batch {settings['batch_size']}, "
+    devices = f", {strategy.num_replicas_in_sync} replicas" if strategy else ""
+    print(f"[train] {model.n_parameters:,} parameters, batch {settings['batch_size']}{devices}, "
           f"{where}, to step {steps}", file=sys.stderr, flush=True)
   files = training.dataset_files(data_dir, "train")
   if not files:
@@ -134,6 +110,8 @@ def run_training(data_dir: str, model_dir: str, gin_files: Sequence[str] = ("sol
   ds = training.make_dataset(files, examples.feature_spec(spec, with_provenance=False),
                              settings["batch_size"], model.sample_rate, spec.sample_rate,
                              settings["shuffle_buffer"], seed=seed)
+  if strategy:
+    ds = strategy.experimental_distribute_dataset(ds)
   writer = tf.summary.create_file_writer(os.path.join(model_dir, "summaries", "train"))
   step = resumed_from
   losses = []
@@ -200,19 +178,6 @@ def _write_model_info(model_dir, model, data_dir, info, gin_files):
   stats = os.path.join(data_dir, STATS_FILE)
   if os.path.exists(stats):
     shutil.copyfile(stats, os.path.join(model_dir, STATS_FILE))
-
-
-def load_model(model_dir: str):
-  """A trained model from its dir (operative config + latest checkpoint)."""
-  if not os.path.isdir(model_dir):
-    raise ModelDirError(f"{model_dir}: no such model dir")
-  config = latest_operative_config(model_dir)
-  if config is None:
-    raise ModelDirError(f"{model_dir}: no operative_config-<step>.gin (not a trained model dir)")
-  model = build_model(model_dir)
-  if restore(model_dir, model) is None:
-    raise ModelDirError(f"{model_dir}: no checkpoint (the 'checkpoint' file or ckpt-* are missing)")
-  return model
 
 
 def evaluate(model_dir: str, data_dir: str, split: str = "eval", model=None,

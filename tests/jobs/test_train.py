@@ -129,3 +129,29 @@ def test_corrupt_or_missing_model_dirs(trained, tmp_path):
   (broken / data).write_bytes(open(os.path.join(model_dir, data), "rb").read()[:1000])
   with pytest.raises(train.ModelDirError, match="cannot be restored"):
     train.load_model(str(broken))
+
+
+MIRRORED = """
+import sys, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from jobs import train
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+r = train.run_training(sys.argv[1], sys.argv[2], ["tiny_instrument.gin"],
+                       ["train.batch_size = 4", "RnnFcDecoder.rnn_channels = 32"], steps=3,
+                       checkpoint_every=3, progress=False, evaluate_at_end=False, strategy=strategy)
+print("STEP", r.step, "LOSSES", " ".join(f"{l:.4f}" for _, l in r.losses))
+"""
+
+
+def test_mirrored_strategy_on_two_logical_devices(dataset, tmp_path):
+  """The multi-GPU path (MirroredStrategy), exercised on two logical CPUs."""
+  proc = subprocess.run([sys.executable, "-c", MIRRORED, dataset, str(tmp_path / "m")],
+                        capture_output=True, text=True, timeout=600,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  line = [x for x in proc.stdout.splitlines() if x.startswith("STEP")][0]
+  assert line.startswith("STEP 3 ")
+  losses = [float(x) for x in line.split("LOSSES")[1].split()]
+  assert len(losses) == 3 and all(np.isfinite(losses))
+  assert tf.train.latest_checkpoint(str(tmp_path / "m")).endswith("ckpt-3")
