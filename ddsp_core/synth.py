@@ -28,40 +28,50 @@ def exp_sigmoid(x, exponent=10.0, max_value=2.0, threshold=1e-7):
   return max_value * tf.nn.sigmoid(x) ** math.log(exponent) + threshold
 
 
-def interpolate_frames(x, hop):
+def _with_endpoint(x, endpoint):
+  """Appends the frame after the last one (given, or the last repeated)."""
+  return tf.concat([x, x[:, -1:, :] if endpoint is None else endpoint], axis=1)
+
+
+def interpolate_frames(x, hop, endpoint=None):
   """Linear interpolation of frame-rate controls to the sample rate.
 
-  Frame k sits at sample k * hop; past the last frame the value is held.
+  Frame k sits at sample k * hop; samples after the last frame move toward
+  `endpoint` (the next frame, when a long signal is rendered in pieces) or
+  hold the last value.
 
   Args:
     x: [B, F, C] frame-rate values.
     hop: Samples per frame.
+    endpoint: Optional [B, 1, C] frame that follows.
 
   Returns:
     [B, F * hop, C].
   """
-  n_frames = tf.shape(x)[1]
+  x = _with_endpoint(x, endpoint)
+  n_frames = tf.shape(x)[1] - 1
   positions = tf.range(n_frames * hop, dtype=tf.float32) / float(hop)
   lower = tf.cast(tf.floor(positions), tf.int32)
-  upper = tf.minimum(lower + 1, n_frames - 1)
   frac = (positions - tf.cast(lower, tf.float32))[tf.newaxis, :, tf.newaxis]
-  return tf.gather(x, lower, axis=1) * (1.0 - frac) + tf.gather(x, upper, axis=1) * frac
+  return tf.gather(x, lower, axis=1) * (1.0 - frac) + tf.gather(x, lower + 1, axis=1) * frac
 
 
-def upsample_with_windows(x, hop):
+def upsample_with_windows(x, hop, endpoint=None):
   """Upsamples frame-rate amplitudes with overlapping Hann windows.
 
   Smoother than linear interpolation for amplitudes (no corners at frame
-  boundaries); the last frame is repeated as an endpoint, as magenta does.
+  boundaries). As magenta, the frame after the last is the last repeated,
+  unless `endpoint` gives it (rendering in pieces).
 
   Args:
     x: [B, F, C] frame-rate values.
     hop: Samples per frame.
+    endpoint: Optional [B, 1, C] frame that follows.
 
   Returns:
     [B, F * hop, C].
   """
-  x = tf.concat([x, x[:, -1:, :]], axis=1)  # [B, F + 1, C]
+  x = _with_endpoint(x, endpoint)  # [B, F + 1, C]
   window = tf.signal.hann_window(2 * hop)
   frames = tf.transpose(x, [0, 2, 1])[..., tf.newaxis] * window  # [B, C, F + 1, 2 hop]
   y = tf.signal.overlap_and_add(frames, hop)  # [B, C, (F + 2) hop]
@@ -74,7 +84,8 @@ def remove_above_nyquist(frequencies, amplitudes, sample_rate=16000):
   return tf.where(frequencies >= sample_rate / 2.0, tf.zeros_like(amplitudes), amplitudes)
 
 
-def oscillator_bank(frequencies, amplitudes, sample_rate=16000):
+def oscillator_bank(frequencies, amplitudes, sample_rate=16000, initial_phase=None,
+                    return_phase=False):
   """Sum of sinusoids with sample-wise frequencies and amplitudes.
 
   The phase is accumulated in float64 and wrapped, so it stays accurate over
@@ -85,17 +96,38 @@ def oscillator_bank(frequencies, amplitudes, sample_rate=16000):
     frequencies: [B, T, H] in Hz.
     amplitudes: [B, T, H].
     sample_rate: Hz.
+    initial_phase: Optional float64 [B, H] phase before the first sample
+      (continuing a previous piece).
+    return_phase: Also return the float64 [B, H] phase after the last sample.
 
   Returns:
-    [B, T] audio.
+    [B, T] audio (and the final phase).
   """
   amplitudes = remove_above_nyquist(frequencies, amplitudes, sample_rate)
   omegas = tf.cast(frequencies, tf.float64) * (TWO_PI / sample_rate)
-  phases = tf.math.floormod(tf.cumsum(omegas, axis=1), TWO_PI)
-  return tf.reduce_sum(amplitudes * tf.sin(tf.cast(phases, tf.float32)), axis=-1)
+  phases = tf.cumsum(omegas, axis=1)
+  if initial_phase is not None:
+    phases += initial_phase[:, tf.newaxis, :]
+  phases = tf.math.floormod(phases, TWO_PI)
+  audio = tf.reduce_sum(amplitudes * tf.sin(tf.cast(phases, tf.float32)), axis=-1)
+  return (audio, phases[:, -1, :]) if return_phase else audio
 
 
-def harmonic_synthesis(f0_hz, amplitude, harmonic_distribution, hop, sample_rate=16000):
+def harmonic_amplitudes(f0_hz, amplitude, harmonic_distribution, sample_rate=16000):
+  """Per-harmonic frequencies and amplitudes [B, F, H] at frame rate.
+
+  The distribution is zeroed above Nyquist and normalised to sum to 1.
+  """
+  n_harmonics = harmonic_distribution.shape[-1]
+  harmonic_hz = f0_hz * tf.range(1, n_harmonics + 1, dtype=tf.float32)
+  distribution = remove_above_nyquist(harmonic_hz, harmonic_distribution, sample_rate)
+  distribution = tf.math.divide_no_nan(distribution,
+                                       tf.reduce_sum(distribution, axis=-1, keepdims=True))
+  return harmonic_hz, amplitude * distribution
+
+
+def harmonic_synthesis(f0_hz, amplitude, harmonic_distribution, hop, sample_rate=16000,
+                       endpoint=None, initial_phase=None, return_phase=False):
   """Harmonic oscillator from frame-rate controls.
 
   Args:
@@ -105,27 +137,30 @@ def harmonic_synthesis(f0_hz, amplitude, harmonic_distribution, hop, sample_rate
       sum to 1 over the harmonics below Nyquist).
     hop: Samples per frame.
     sample_rate: Hz.
+    endpoint: Optional (f0_hz, amplitude, harmonic_distribution) of the
+      following frame, each [B, 1, .] (rendering in pieces).
+    initial_phase: Optional float64 [B, H] phase to continue from.
+    return_phase: Also return the final phase.
 
   Returns:
-    [B, F * hop] audio.
+    [B, F * hop] audio (and the final float64 [B, H] phase).
   """
-  n_harmonics = harmonic_distribution.shape[-1]
-  ratios = tf.range(1, n_harmonics + 1, dtype=tf.float32)
-  harmonic_hz = f0_hz * ratios  # [B, F, H]
-  distribution = remove_above_nyquist(harmonic_hz, harmonic_distribution, sample_rate)
-  distribution = tf.math.divide_no_nan(distribution,
-                                       tf.reduce_sum(distribution, axis=-1, keepdims=True))
-  amplitudes = upsample_with_windows(amplitude * distribution, hop)
-  frequencies = interpolate_frames(harmonic_hz, hop)
-  return oscillator_bank(frequencies, amplitudes, sample_rate)
+  harmonic_hz, amplitudes = harmonic_amplitudes(f0_hz, amplitude, harmonic_distribution,
+                                                sample_rate)
+  next_hz = next_amps = None
+  if endpoint is not None:
+    next_hz, next_amps = harmonic_amplitudes(*endpoint, sample_rate=sample_rate)
+  return oscillator_bank(interpolate_frames(harmonic_hz, hop, next_hz),
+                         upsample_with_windows(amplitudes, hop, next_amps), sample_rate,
+                         initial_phase, return_phase)
 
 
 def _next_power_of_2(n):
   return tf.cast(2 ** tf.math.ceil(tf.math.log(tf.cast(n, tf.float32)) / math.log(2.0)), tf.int32)
 
 
-def fft_convolve(audio, impulse_response, delay_compensation=-1):
-  """Convolves audio with one impulse response per frame ('same' length output).
+def fft_convolve_full(audio, impulse_response):
+  """Full convolution of audio with one impulse response per equal frame.
 
   The audio is cut into as many equal frames as there are impulse
   responses; each frame is convolved with its response by FFT and the
@@ -134,12 +169,9 @@ def fft_convolve(audio, impulse_response, delay_compensation=-1):
   Args:
     audio: [B, T].
     impulse_response: [B, F, K] or [B, K] (one response for the whole signal).
-    delay_compensation: Samples trimmed from the start; -1 trims the group
-      delay of a centred linear-phase response ((K - 1) // 2 - 1), 0 keeps
-      the output aligned with a causal response (reverb).
 
   Returns:
-    [B, T].
+    [B, >= T + K - 1]: the full convolution (zeros past T + K - 1).
   """
   if impulse_response.shape.rank == 2:
     impulse_response = impulse_response[:, tf.newaxis, :]
@@ -150,9 +182,25 @@ def fft_convolve(audio, impulse_response, delay_compensation=-1):
   frames = tf.signal.frame(audio, frame_size, frame_size, pad_end=True)  # [B, F, frame]
   fft_size = _next_power_of_2(frame_size + ir_size - 1)
   spectrum = tf.signal.rfft(frames, [fft_size]) * tf.signal.rfft(impulse_response, [fft_size])
-  out = tf.signal.overlap_and_add(tf.signal.irfft(spectrum, [fft_size]), frame_size)
+  return tf.signal.overlap_and_add(tf.signal.irfft(spectrum, [fft_size]), frame_size)
+
+
+def fft_convolve(audio, impulse_response, delay_compensation=-1):
+  """`fft_convolve_full`, cut to the input's length ('same' padding).
+
+  Args:
+    audio: [B, T].
+    impulse_response: [B, F, K] or [B, K].
+    delay_compensation: Samples trimmed from the start; -1 trims the group
+      delay of a centred linear-phase response ((K - 1) // 2 - 1, as
+      magenta), 0 keeps the output aligned with a causal response (reverb).
+
+  Returns:
+    [B, T].
+  """
+  ir_size = tf.shape(impulse_response)[-1]
   start = (ir_size - 1) // 2 - 1 if delay_compensation < 0 else delay_compensation
-  return out[:, start:start + audio_size]
+  return fft_convolve_full(audio, impulse_response)[:, start:start + tf.shape(audio)[1]]
 
 
 def frequency_impulse_response(magnitudes, window_size=0):
@@ -179,7 +227,34 @@ def frequency_impulse_response(magnitudes, window_size=0):
   return tf.roll(ir, shift=ir_size // 2, axis=-1)  # causal, centred at ir_size // 2
 
 
-def filtered_noise(magnitudes, hop, window_size=0, seed=None, noise=None):
+def positional_noise(batch, start, n_samples, seed):
+  """Uniform noise in [-1, 1) that depends only on (seed, sample index).
+
+  A counter-based hash (32-bit, in int64 arithmetic) of each sample's index:
+  a signal rendered in pieces gets exactly the noise of a whole render.
+
+  Args:
+    batch: Batch size (rows differ by seed).
+    start: Index of the first sample.
+    n_samples: Number of samples.
+    seed: Pair of ints.
+
+  Returns:
+    float32 [batch, n_samples].
+  """
+  mask = 0xFFFFFFFF
+  index = tf.cast(start, tf.int64) + tf.range(tf.cast(n_samples, tf.int64), dtype=tf.int64)
+  rows = tf.range(tf.cast(batch, tf.int64), dtype=tf.int64)[:, tf.newaxis]
+  key = (int(seed[0]) * 0x27D4EB2D + int(seed[1]) * 0x165667B1) & mask
+  x = (index[tf.newaxis, :] + rows * 0x3C6EF372 + key) & mask
+  for shift, multiplier in ((16, 0x7FEB352D), (15, 0x5BD1E995), (16, 0x2C1B3C6D)):
+    x = ((x ^ tf.bitwise.right_shift(x, shift)) * multiplier) & mask
+  x = x ^ tf.bitwise.right_shift(x, 16)
+  return tf.cast(x, tf.float32) * (2.0 / 4294967296.0) - 1.0
+
+
+def filtered_noise(magnitudes, hop, window_size=0, seed=None, noise=None, start_sample=0,
+                   full=False):
   """White noise shaped by a time-varying FIR filter per frame.
 
   Args:
@@ -187,18 +262,24 @@ def filtered_noise(magnitudes, hop, window_size=0, seed=None, noise=None):
     hop: Samples per frame.
     window_size: See `frequency_impulse_response`.
     seed: None for fresh random noise on every call; a pair of ints for
-      reproducible noise (`tf.random.stateless_uniform`).
+      reproducible noise (`positional_noise`, which depends only on the
+      sample index, so pieces of a long signal get the noise of the whole).
     noise: Optional [B, F * hop] noise to filter instead (tests, parity).
+    start_sample: Index of the first sample (rendering in pieces).
+    full: Return the full convolution ([B, >= F * hop + K - 1], not yet
+      shifted by the filters' delay of K // 2) for overlap-adding pieces.
 
   Returns:
-    [B, F * hop] audio.
+    [B, F * hop] audio (or the full convolution).
   """
   if noise is None:
-    shape = [tf.shape(magnitudes)[0], tf.shape(magnitudes)[1] * hop]
-    noise = (tf.random.uniform(shape, -1.0, 1.0) if seed is None else
-             tf.random.stateless_uniform(shape, seed=seed, minval=-1.0, maxval=1.0))
+    batch, n = tf.shape(magnitudes)[0], tf.shape(magnitudes)[1] * hop
+    noise = (tf.random.uniform([batch, n], -1.0, 1.0) if seed is None else
+             positional_noise(batch, start_sample, n, seed))
   ir = frequency_impulse_response(magnitudes, window_size)
-  # The response is centred at ir_size // 2: trim that delay.
+  if full:
+    return fft_convolve_full(noise, ir)
+  # The responses are centred at ir_size // 2: trim that delay.
   return fft_convolve(noise, ir, delay_compensation=ir.shape[-1] // 2)
 
 
