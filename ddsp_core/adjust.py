@@ -5,8 +5,8 @@ moved toward what the model heard in training (its dataset statistics):
 
 1. `octave_shift`: whole octaves toward the dataset's mean pitch;
 2. `note_on`: note detection (`ddsp_core.notes.detect_notes`, threshold slider);
-3. `match_loudness`: quantile matching of the input's loudness (fitted on its
-   note-on frames) to the dataset's note-on loudness distribution;
+3. `match_loudness`: quantile matching of the input's note-on loudness to
+   the dataset's note-on loudness distribution;
 4. `quiet_note_off`: note-off frames lowered by `quiet` dB times how un-note-like they are;
 5. `tuning_factor` and `auto_tune`: pull f0 toward the best-fitting major scale
    (or chromatic semitones) by `amount` (0-1);
@@ -68,11 +68,12 @@ def _to_uniform(x, quantiles, references):
 
 def match_loudness(loudness_db: np.ndarray, mask_on: np.ndarray, target_quantiles: np.ndarray,
                    n_quantiles: int = 1000) -> np.ndarray:
-  """Quantile-matches loudness to a target distribution.
+  """Quantile-matches note-on loudness to a target distribution.
 
-  The input's own quantiles are fitted on its note-on frames; every frame is
-  mapped through them to a probability and back through the target
-  quantiles (the dataset's note-on loudness).
+  As magenta: the input's own quantiles are fitted on its note-on frames,
+  which are mapped through them to a probability and back through the target
+  quantiles (the dataset's note-on loudness). Note-off frames are left as
+  they are (`quiet_note_off` lowers them next).
 
   Args:
     loudness_db: float [n_frames].
@@ -81,7 +82,7 @@ def match_loudness(loudness_db: np.ndarray, mask_on: np.ndarray, target_quantile
     n_quantiles: quantiles fitted on the input.
 
   Returns:
-    float [n_frames] matched loudness in dB.
+    float [n_frames] loudness in dB, note-on frames matched.
   """
   loudness_db = np.asarray(loudness_db, np.float64)
   source = loudness_db[mask_on] if np.any(mask_on) else loudness_db
@@ -91,7 +92,8 @@ def match_loudness(loudness_db: np.ndarray, mask_on: np.ndarray, target_quantile
   u = _to_uniform(loudness_db, src_q, refs)
   u = np.where(loudness_db <= src_q[0], 0.0, np.where(loudness_db >= src_q[-1], 1.0, u))
   target = np.asarray(target_quantiles, np.float64)
-  return np.interp(u, np.linspace(0.0, 1.0, len(target)), target)
+  matched = np.interp(u, np.linspace(0.0, 1.0, len(target)), target)
+  return np.where(mask_on, matched, loudness_db) if np.any(mask_on) else matched
 
 
 def quiet_note_off(loudness_db: np.ndarray, mask_on: np.ndarray, note_on_value: np.ndarray,

@@ -71,6 +71,8 @@ def restore(model_dir: str, model, optimizer=None) -> Optional[str]:
   try:
     status = ckpt.restore(latest)
     status.assert_existing_objects_matched()
+    if optimizer is None:
+      status.expect_partial()  # the optimizer's slots are not needed to synthesize
   except Exception as e:  # pylint: disable=broad-except
     raise ModelDirError(f"{model_dir}: checkpoint {os.path.basename(latest)} cannot be restored "
                         f"into this model ({type(e).__name__}: {str(e)[:300]})") from e

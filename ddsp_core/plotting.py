@@ -52,3 +52,58 @@ def plot_features(features: Dict[str, np.ndarray], path: str, frame_rate: int = 
     fig.savefig(path, dpi=80)
   plt.close(fig)
   return path
+
+
+def plot_transfer(features, adjusted, measured, audio_in, audio_out, path: str,
+                  frame_rate: int = 250, sample_rate: int = 16000, title: Optional[str] = None) -> str:
+  """PNG of a transfer: loudness and f0 (input, adjusted, output), note mask, spectrograms.
+
+  Args:
+    features: Input 'f0_hz', 'loudness_db', 'f0_confidence' [n_frames].
+    adjusted: Adjusted 'f0_hz', 'loudness_db', 'mask_on' [n_frames].
+    measured: The output's 'f0_hz', 'loudness_db' [n_frames].
+    audio_in: Input audio (16 kHz).
+    audio_out: Output audio (16 kHz).
+    path: PNG path.
+    frame_rate: Frames per second.
+    sample_rate: Audio rate.
+    title: Figure title.
+
+  Returns:
+    `path`.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from ddsp_core.features import hz_to_midi  # pylint: disable=g-import-not-at-top
+
+  def midi(f0):
+    m = hz_to_midi(f0)
+    return np.where(m > 0, m, np.nan)
+  t = np.arange(len(features["f0_hz"])) / frame_rate
+  n = len(t)
+  fig, axes = plt.subplots(5, 1, figsize=(11, 11), sharex=True)
+  axes[0].plot(t, features["loudness_db"], lw=1, label="input")
+  axes[0].plot(t, adjusted["loudness_db"][:n], lw=1, label="adjusted")
+  axes[0].plot(t, measured["loudness_db"][:n], lw=1, alpha=0.7, label="output")
+  axes[0].set_ylabel("loudness (dB)")
+  axes[1].plot(t, midi(features["f0_hz"]), lw=1, label="input")
+  axes[1].plot(t, midi(adjusted["f0_hz"][:n]), lw=1, label="adjusted")
+  axes[1].plot(t, midi(measured["f0_hz"][:n]), lw=1, alpha=0.7, label="output")
+  axes[1].set_ylabel("f0 (MIDI)")
+  axes[2].fill_between(t, 0, adjusted["mask_on"][:n].astype(float), step="mid", alpha=0.5)
+  axes[2].set_ylabel("note on")
+  for ax, audio, name in ((axes[3], audio_in, "input"), (axes[4], audio_out, "output")):
+    ax.specgram(audio, NFFT=512, Fs=sample_rate, noverlap=384, cmap="magma")
+    ax.set_ylabel(f"{name} (Hz)")
+  axes[4].set_xlabel("time (s)")
+  for ax in axes[:2]:
+    ax.legend(loc="upper right", fontsize=8)
+  if title:
+    fig.suptitle(title)
+  with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+  plt.close(fig)
+  return path

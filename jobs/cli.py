@@ -190,6 +190,65 @@ def _cmd_export(args, extra):
   return EXIT_OK
 
 
+def _add_transfer_parser(sub):
+  p = sub.add_parser(
+      "transfer", help="timbre transfer of whole corpora through trained models (Beam)",
+      description="Transfers every input through every model. Batch: --input patterns and "
+      "--output DIR (WAVs in DIR/<model>/..., report in DIR/reports/transfer.parquet, "
+      "DIR/index.html). Single file: `ddsp-beam transfer one.wav --model M -o out.wav`. "
+      "Unknown flags go to Beam's PipelineOptions.")
+  p.add_argument("files", nargs="*", help="input files (same as --input)")
+  p.add_argument("--input", action="append", default=[], help="glob pattern, file or directory")
+  p.add_argument("--model", action="append", required=True,
+                 help="NAME=PATH or PATH: a model dir or a zip of one; repeatable")
+  p.add_argument("--output", help="output folder (batch mode)")
+  p.add_argument("-o", dest="output_wav", help="output WAV (single-file mode)")
+  p.add_argument("--adjust", action=argparse.BooleanOptionalAction, default=True,
+                 help="the Colab's automatic adjustments toward the model's dataset statistics")
+  p.add_argument("--threshold", type=float, default=1.0, help="note detection threshold")
+  p.add_argument("--quiet", type=float, default=20.0, help="dB to lower note-off frames")
+  p.add_argument("--autotune", type=float, default=0.0, help="auto-tune amount, 0-1")
+  p.add_argument("--chromatic", action="store_true", help="auto-tune to semitones, not a scale")
+  p.add_argument("--pitch_shift", type=float, default=0.0, help="octaves, -2..2")
+  p.add_argument("--loudness_shift", type=float, default=0.0, help="dB, -20..20")
+  p.add_argument("--sample_rate_out", default="16000",
+                 help="output rate in Hz, or 'input' for each input's own rate")
+  p.add_argument("--crepe_model", default="full",
+                 choices=["tiny", "small", "medium", "large", "full"])
+  p.add_argument("--plots", action="store_true", help="a PNG per (file, model)")
+  p.add_argument("--cache_dir", default=None, help="where model zips are extracted")
+  p.set_defaults(func=_cmd_transfer)
+
+
+def _cmd_transfer(args, beam_args):
+  from pipelines import transfer  # pylint: disable=g-import-not-at-top
+  config = transfer.TransferConfig(
+      adjust=args.adjust, threshold=args.threshold, quiet=args.quiet, autotune=args.autotune,
+      chromatic=args.chromatic, pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift,
+      sample_rate_out=None if args.sample_rate_out == "input" else int(args.sample_rate_out),
+      crepe_model=args.crepe_model, plots=args.plots,
+      **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
+  patterns = list(args.files) + list(args.input)
+  if args.output_wav:
+    if len(patterns) != 1 or len(args.model) != 1 or beam_args:
+      raise SystemExit("ddsp-beam transfer -o: give exactly one input file and one --model")
+    row = transfer.transfer_single(patterns[0], args.model[0], args.output_wav, config)
+    if row["status"] != "ok":
+      print(f"FAILED [{row['error_type']}] {row['error_message']}", file=sys.stderr)
+      return EXIT_SOME_FAILED
+    print(f"{row['input_path']} -> {row['output_path']} (f0 error "
+          f"{row['f0_error_cents_median']} cents, loudness L1 {row['loudness_l1_db']:.2f} dB)")
+    return EXIT_OK
+  if not args.output:
+    raise SystemExit("ddsp-beam transfer: give --output DIR (or -o FILE for one input)")
+  result = transfer.run_transfer(patterns, args.model, args.output, config, beam_args)
+  for row in result.failed:
+    print(f"FAILED [{row['error_type']}] {row['error_message']}", file=sys.stderr)
+  print(f"{len(result.rows) - len(result.failed)} of {len(result.rows)} file/model pairs ok -> "
+        f"{result.output} (report: reports/transfer.parquet, index.html)")
+  return result.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="ddsp-beam", description="DDSP datasets, training and timbre transfer on Apache Beam.")
@@ -199,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_features_parser(sub)
   _add_prepare_parser(sub)
   _add_train_parsers(sub)
+  _add_transfer_parser(sub)
   return parser
 
 

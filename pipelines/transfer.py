@@ -1,0 +1,320 @@
+"""Batch timbre transfer: every input file through every model, as a Beam pipeline.
+
+Per input file (decoded and analysed once) and per model: the Colab's
+adjustments toward the model's dataset statistics (`ddsp_core.adjust`),
+synthesis of the whole file in seamless pieces (`ddsp_core.render`), a 16-bit
+WAV at `<output>/<model>/<relative input path>.wav`, and a measurement of the
+output (f0 and loudness recomputed from the generated audio, compared with
+the adjusted targets). One report row per (file, model), failures included.
+`transfer_file` is the whole per-file step; the single-file command calls it
+directly, the pipeline calls it in a DoFn whose `setup` loads the models once.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import uuid
+from typing import Dict, List, Optional, Sequence
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import soundfile as sf
+from apache_beam.metrics import Metrics
+
+from ddsp_core import adjust as adjust_lib
+from ddsp_core import archive
+from ddsp_core import audio as audio_lib
+from ddsp_core import crepe as crepe_lib
+from ddsp_core import features as features_lib
+from ddsp_core import model_dir as model_dir_lib
+from ddsp_core import render as render_lib
+from pipelines import inputs
+from pipelines import prepare
+from pipelines import publish
+from pipelines import transfer_report
+
+NAMESPACE = "ddsp_beam"
+DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "ddsp-beam", "models")
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferConfig:
+  adjust: bool = True
+  threshold: float = 1.0
+  quiet: float = 20.0
+  autotune: float = 0.0
+  chromatic: bool = False
+  pitch_shift: float = 0.0
+  loudness_shift: float = 0.0
+  sample_rate_out: Optional[int] = 16000  # None: the input's own rate
+  crepe_model: str = "full"
+  viterbi: bool = True
+  plots: bool = False
+  cache_dir: str = DEFAULT_CACHE
+
+  def __post_init__(self):
+    if not -2.0 <= self.pitch_shift <= 2.0:
+      raise ValueError("pitch_shift must be within -2..2 octaves")
+    if not -20.0 <= self.loudness_shift <= 20.0:
+      raise ValueError("loudness_shift must be within -20..20 dB")
+    if not 0.0 <= self.autotune <= 1.0:
+      raise ValueError("autotune must be within 0..1")
+
+
+def parse_model_arg(value: str):
+  """'name=path' or 'path' (named after the folder or zip) -> (name, path)."""
+  if "=" in value and not os.path.exists(value):
+    name, path = value.split("=", 1)
+  else:
+    path = value
+    name = os.path.splitext(os.path.basename(os.path.normpath(value)))[0]
+  if not re.fullmatch(r"[\w.-]+", name) or name in (".", ".."):
+    raise ValueError(f"model name {name!r}: use letters, digits, '.', '_' or '-'")
+  return name, path
+
+
+def safe_relative_path(relative: str) -> str:
+  """A relative output path that stays inside the output root, with safe characters."""
+  parts = []
+  for part in relative.replace("\\", "/").split("/"):
+    if part in ("", ".", ".."):
+      continue
+    safe = "".join(c if (c.isalnum() or c in "-_.") else "_" for c in part).lstrip(".")
+    parts.append(safe or "_")
+  return os.path.join(*parts) if parts else "_"
+
+
+def output_relative_paths(paths: Sequence[str]) -> Dict[str, str]:
+  """Input path -> '<relative path>.wav' under each model's folder.
+
+  Relative to the inputs' common folder; unique even when sanitising
+  characters makes two names equal.
+  """
+  local = [p for p in paths if inputs.is_local(p)]
+  base = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in local]) if local else ""
+  out, used = {}, set()
+  for path in sorted(paths):
+    rel = (os.path.relpath(os.path.abspath(path), base) if inputs.is_local(path)
+           else path.split("://", 1)[1])
+    candidate = safe_relative_path(rel) + ".wav"
+    stem, n = candidate[:-4], 1
+    while candidate in used:
+      n += 1
+      candidate = f"{stem}~{n}.wav"
+    used.add(candidate)
+    out[path] = candidate
+  return out
+
+
+def resolve_model(path: str, cache_dir: str = DEFAULT_CACHE) -> str:
+  """A model dir path; zips are checked and extracted into the cache first."""
+  if os.path.isfile(path) and path.lower().endswith(".zip"):
+    return archive.extract_zip(path, cache_dir)
+  return path
+
+
+class LoadedModel:
+  """A model ready to render: weights, renderer and dataset statistics."""
+
+  def __init__(self, name: str, path: str, cache_dir: str = DEFAULT_CACHE):
+    self.name = name
+    self.path = resolve_model(path, cache_dir)
+    self.model = model_dir_lib.load_model(self.path)
+    self.renderer = render_lib.Renderer(self.model)
+    stats_path = os.path.join(self.path, model_dir_lib.STATS_FILE)
+    self.stats = None
+    if os.path.exists(stats_path):
+      with open(stats_path, encoding="utf-8") as f:
+        self.stats = json.load(f)
+
+
+def _summary(f0_hz, loudness_db, confidence=None):
+  voiced = f0_hz > 0 if confidence is None else (confidence >= 0.5) & (f0_hz > 0)
+  return (float(np.median(f0_hz[voiced])) if np.any(voiced) else None,
+          float(np.mean(loudness_db)) if len(loudness_db) else None)
+
+
+def _write_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with publish.atomic_file(path) as tmp:
+    sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+
+
+def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConfig,
+                  outputs: Dict[str, str], crepe_model=None, plots_dir: Optional[str] = None,
+                  protected: Sequence[str] = ()) -> List[dict]:
+  """Transfers one recording through every model; one report row per model.
+
+  Args:
+    path: Input audio path.
+    models: Loaded models.
+    config: Adjustment and output settings.
+    outputs: Model name -> output WAV path for this input.
+    crepe_model: A built `CrepeModel` (else one is built per process).
+    plots_dir: Folder for PNGs, or None.
+    protected: Paths that must never be written (the inputs).
+
+  Returns:
+    Report rows (see `transfer_report.SCHEMA`).
+  """
+  rows = []
+  base = {"input_path": path, **transfer_report.settings_columns(config)}
+  crepe_model = crepe_model or crepe_lib.get_model(config.crepe_model)
+  started = time.time()
+  try:
+    with inputs.local_copy(path) as local:
+      audio, info = audio_lib.load_audio(local)
+      audio = np.asarray(audio, np.float32)
+    feats = features_lib.compute_features(audio, viterbi=config.viterbi, crepe_model=crepe_model)
+  except audio_lib.AudioDecodeError as e:
+    message = str(e).replace(getattr(e, "path", path), path)
+    return [dict(base, model=m.name, status="failed", stage="decode", error_type=e.kind,
+                 error_message=message, output_path=None) for m in models]
+  seconds_features = time.time() - started
+  f0_in, ld_in = _summary(feats["f0_hz"], feats["loudness_db"], feats["f0_confidence"])
+  protected = {os.path.realpath(p) for p in protected} | {os.path.realpath(path)}
+  for m in models:
+    row = dict(base, model=m.name, duration_s=info.duration_s, sample_rate_in=info.sample_rate,
+               f0_input_median_hz=f0_in, loudness_input_mean_db=ld_in,
+               seconds_features=seconds_features)
+    stage = "adjust"
+    try:
+      adjusted = adjust_lib.adjust_features(
+          feats, m.stats, config.adjust, config.threshold, config.quiet, config.autotune,
+          config.chromatic, config.pitch_shift, config.loudness_shift)
+      row.update(octave_shift=adjusted["octave_shift"], tuning_factor=adjusted["tuning_factor"],
+                 has_statistics=m.stats is not None)
+      row["f0_adjusted_median_hz"], row["loudness_adjusted_mean_db"] = _summary(
+          adjusted["f0_hz"], adjusted["loudness_db"], adjusted["f0_confidence"])
+      stage = "synthesize"
+      t0 = time.time()
+      out = m.renderer.render(adjusted["f0_hz"], adjusted["loudness_db"])[:len(audio)]
+      row["seconds_synthesis"] = time.time() - t0
+      stage = "measure"
+      t0 = time.time()
+      measured = features_lib.compute_features(out, viterbi=config.viterbi, crepe_model=crepe_model)
+      row.update(transfer_report.compare(adjusted, measured))
+      row["f0_output_median_hz"], row["loudness_output_mean_db"] = _summary(
+          measured["f0_hz"], measured["loudness_db"], measured["f0_confidence"])
+      row["seconds_measure"] = time.time() - t0
+      stage = "write"
+      dest = outputs[m.name]
+      if os.path.realpath(dest) in protected:
+        raise ValueError(f"refusing to overwrite an input: {dest}")
+      rate = config.sample_rate_out or info.sample_rate
+      _write_wav(dest, out if rate == 16000 else audio_lib.resample(out, 16000, rate), rate)
+      row.update(status="ok", output_path=dest, sample_rate_out=rate)
+      if plots_dir:
+        stage = "plot"
+        from ddsp_core import plotting  # pylint: disable=g-import-not-at-top
+        png = os.path.join(plots_dir, m.name, os.path.basename(dest)[:-4] + ".png")
+        os.makedirs(os.path.dirname(png), exist_ok=True)
+        plotting.plot_transfer(feats, adjusted, measured, audio, out, png,
+                               title=f"{os.path.basename(path)} -> {m.name}")
+        row["plot_path"] = png
+    except Exception as e:  # pylint: disable=broad-except  # one bad pair must not stop the run
+      row.update(status="failed", stage=stage, error_type=type(e).__name__,
+                 error_message=f"{path} -> {m.name}: {e}", output_path=None)
+    rows.append(row)
+  return rows
+
+
+class TransferFn(beam.DoFn):
+  """Loads the models once per worker and transfers each input file."""
+
+  def __init__(self, config: TransferConfig, model_paths: Dict[str, str], outputs: Dict[str, Dict],
+               plots_dir: Optional[str], protected: Sequence[str]):
+    super().__init__()
+    self.config = config
+    self.model_paths = model_paths
+    self.outputs = outputs
+    self.plots_dir = plots_dir
+    self.protected = list(protected)
+    self.ok = Metrics.counter(NAMESPACE, "transfers_ok")
+    self.failed = Metrics.counter(NAMESPACE, "transfers_failed")
+    self.models = None
+    self.crepe = None
+
+  def setup(self):
+    self.crepe = crepe_lib.get_model(self.config.crepe_model)
+    self.models = [LoadedModel(name, path, self.config.cache_dir)
+                   for name, path in self.model_paths.items()]
+
+  def process(self, path):
+    rows = transfer_file(path, self.models, self.config, self.outputs[path], self.crepe,
+                         self.plots_dir, self.protected)
+    for row in rows:
+      (self.ok if row["status"] == "ok" else self.failed).inc()
+      print(f"[transfer] {os.path.basename(path)} -> {row['model']}: {row['status']}",
+            file=sys.stderr, flush=True)
+      yield transfer_report.normalise(row)
+
+
+@dataclasses.dataclass
+class TransferResult:
+  output: str
+  rows: List[dict]
+
+  @property
+  def failed(self) -> List[dict]:
+    return [r for r in self.rows if r["status"] != "ok"]
+
+  @property
+  def exit_code(self) -> int:
+    return 1 if self.failed else 0
+
+
+def run_transfer(patterns: Sequence[str], models: Sequence[str], output: str,
+                 config: TransferConfig, beam_args: Sequence[str] = ()) -> TransferResult:
+  """Runs the transfer pipeline; WAVs under output/<model>/, report in output/reports/."""
+  paths = inputs.expand_inputs(patterns)
+  if not paths:
+    raise ValueError(f"no input file matches {list(patterns)}")
+  named = dict(parse_model_arg(m) for m in models)
+  if not named:
+    raise ValueError("give at least one --model")
+  for path in named.values():  # fail fast, before any work, on a bad model
+    model_dir_lib.load_model(resolve_model(path, config.cache_dir))
+  output = os.path.abspath(output)
+  rel = output_relative_paths(paths)
+  outputs = {p: {name: os.path.join(output, name, rel[p]) for name in named} for p in paths}
+  plots_dir = os.path.join(output, "plots") if config.plots else None
+  os.makedirs(output, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f".reports.staging-{uuid.uuid4().hex[:6]}-", dir=output)
+  try:
+    pipeline = beam.Pipeline(options=prepare.pipeline_options(beam_args))
+    _ = (pipeline
+         | "Inputs" >> beam.Create(paths)
+         | "Reshuffle" >> beam.Reshuffle()
+         | "Transfer" >> beam.ParDo(TransferFn(config, named, outputs, plots_dir, paths))
+         | "Report" >> beam.io.WriteToParquet(os.path.join(staging, "transfer.parquet"),
+                                              transfer_report.SCHEMA, num_shards=1,
+                                              shard_name_template=""))
+    pipeline.run().wait_until_finish()
+    rows = pq.read_table(os.path.join(staging, "transfer.parquet")).to_pylist()
+    rows.sort(key=lambda r: (r["input_path"], r["model"]))
+    publish.replace_directory(staging, os.path.join(output, "reports"))
+  except BaseException:
+    publish.remove_tree(staging)
+    raise
+  transfer_report.write_index(output, rows)
+  return TransferResult(output, rows)
+
+
+def transfer_single(path: str, model: str, output_wav: str, config: TransferConfig) -> dict:
+  """One file through one model, with the pipeline's per-file code; returns the report row."""
+  name, model_path = parse_model_arg(model)
+  loaded = LoadedModel(name, model_path, config.cache_dir)
+  row = transfer_file(path, [loaded], config, {name: os.path.abspath(output_wav)},
+                      protected=[path])[0]
+  return transfer_report.normalise(row)
+
+
+def read_report(output: str) -> pa.Table:
+  return pq.read_table(os.path.join(output, "reports", "transfer.parquet"))
