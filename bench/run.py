@@ -11,7 +11,12 @@ Figures (each a median over --repeats runs where cheap):
 - `ddsp-beam prepare` wall time per audio second on ../shared/corpus/train
   (whole command, start-up included) vs the same crepe.predict loop;
 - peak resident memory (`/usr/bin/time -v`) of `ddsp-beam features` on a
-  10-minute file and of `ddsp-beam prepare` on a 1-hour file (not with --quick).
+  10-minute file and of `ddsp-beam prepare` on a 1-hour file (not with --quick);
+- training steps per second at batch 16 (4 s windows), tiny and solo models,
+  compiled (`tf.function`) vs the same step as a plain eager loop;
+- transfer real-time factor (compute seconds per audio second) of one
+  11.9 s recording: the whole per-file step, its feature extraction and its
+  synthesis, next to the synthesis alone (`Renderer.render`).
 """
 
 import argparse
@@ -114,10 +119,78 @@ def synthetic_recording(path, seconds):
       f.write((0.3 * gate * (np.sin(ph) + 0.3 * np.sin(2 * ph))).astype(np.float32))
 
 
+def _tiny_model_dir(path, gin_file):
+  """A model dir with an untrained model (timing does not depend on the weights)."""
+  import gin  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from ddsp_core import model as model_lib, training  # pylint: disable=g-import-not-at-top
+  training.parse_gin([gin_file])
+  model = model_lib.Autoencoder()
+  tf.train.CheckpointManager(tf.train.Checkpoint(model=model), path, 1,
+                             checkpoint_name="ckpt").save(checkpoint_number=0)
+  with open(os.path.join(path, "operative_config-0.gin"), "w", encoding="utf-8") as f:
+    f.write(gin.config_str())
+  return path
+
+
+def training_figures(add, quick=False, batch=16, steps=3):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from ddsp_core import model as model_lib, training  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  data = {"f0_hz": tf.constant(rng.uniform(200, 500, (batch, 1000)), tf.float32),
+          "loudness_db": tf.constant(rng.uniform(-50, -10, (batch, 1000)), tf.float32),
+          "audio": tf.constant(rng.uniform(-0.3, 0.3, (batch, 64000)), tf.float32)}
+  for gin_file in ["tiny_instrument.gin"] + ([] if quick else ["solo_instrument.gin"]):
+    rates = {}
+    for mode in ("compiled", "eager"):
+      training.parse_gin([gin_file])
+      trainer = training.Trainer(model_lib.Autoencoder())
+      step = trainer.train_step if mode == "compiled" else trainer._train_step  # pylint: disable=protected-access
+      step(data)  # trace / warm up
+      start = time.time()
+      for _ in range(steps):
+        out = step(data)
+      float(out["loss"])
+      rates[mode] = steps / (time.time() - start)
+    add(f"training steps/s, {gin_file}, batch 16 x 4 s", round(rates["compiled"], 3),
+        round(rates["eager"], 3), "baseline: the same step as a plain eager loop",
+        higher_is_better=True)
+
+
+def transfer_figures(add, quick=False):
+  from pipelines import transfer  # pylint: disable=g-import-not-at-top
+  from ddsp_core import audio, features  # pylint: disable=g-import-not-at-top
+  src = os.path.join(CORPUS, "transfer", "trumpet_bb_march.wav")
+  seconds = sf.info(src).duration
+  for gin_file in ["tiny_instrument.gin"] + ([] if quick else ["solo_instrument.gin"]):
+    for crepe_model in ("tiny",) if quick else ("tiny", "full"):
+      with tempfile.TemporaryDirectory() as tmp:
+        loaded = transfer.LoadedModel("m", _tiny_model_dir(os.path.join(tmp, "m"), gin_file))
+        config = transfer.TransferConfig(crepe_model=crepe_model)
+        out = {"m": os.path.join(tmp, "out.wav")}
+        transfer.transfer_file(src, [loaded], config, out)  # warm up (traces, model build)
+        start = time.time()
+        row = transfer.transfer_file(src, [loaded], config, out)[0]
+        total = time.time() - start
+        x, _ = audio.load_audio(src)
+        feats = features.compute_features(x, model=crepe_model)
+        start = time.time()
+        loaded.renderer.render(feats["f0_hz"], feats["loudness_db"])
+        alone = time.time() - start
+      add(f"transfer RTF, {gin_file}, CREPE {crepe_model} (11.9 s file)", round(total / seconds, 3),
+          round(alone / seconds, 3),
+          f"features {row['seconds_features'] / seconds:.3f}, synthesis "
+          f"{row['seconds_synthesis'] / seconds:.3f}, output measurement "
+          f"{row['seconds_measure'] / seconds:.3f} s/s; baseline: synthesis alone",
+          higher_is_better=True)
+
+
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--quick", action="store_true", help="skip the full-model and 1-hour figures")
   ap.add_argument("--repeats", type=int, default=3)
+  ap.add_argument("--sections", default="features,prepare,training,transfer",
+                  help="comma-separated subset of: features, prepare, training, transfer")
   ap.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                 f"{datetime.date.today().isoformat()}.md"))
   args = ap.parse_args(argv)
@@ -125,6 +198,7 @@ def main(argv=None):
   if not train:
     sys.exit(f"the shared corpus is missing at {CORPUS}")
   rows = []  # (figure, ours, baseline, ratio, note)
+  sections = set(args.sections.split(","))
 
   def add(figure, ours, base, note="", higher_is_better=False):
     ratio = "" if base is None or not ours else (
@@ -134,7 +208,18 @@ def main(argv=None):
 
   roof = matmul_gflops()
   add("TF float32 matmul roofline (GFLOP/s)", round(roof, 1), None, "2048x2048, median of 3")
+  if "features" in sections or "prepare" in sections:
+    crepe_and_prepare_figures(add, args, train, roof)
+  if "training" in sections:
+    training_figures(add, quick=args.quick)
+  if "transfer" in sections:
+    transfer_figures(add, quick=args.quick)
+  write_results(rows, args)
+  return 0
 
+
+def crepe_and_prepare_figures(add, args, train, roof):
+  """CREPE paths against crepe.predict, prepare throughput, peak memory."""
   tiny = ours_f0(train, "tiny", args.repeats)
   base_tiny = crepe_predict(train, "tiny")
   add("CREPE tiny f0, s per audio s (11 train files)", round(tiny["wall_s"] / tiny["audio_s"], 4),
@@ -183,6 +268,9 @@ def main(argv=None):
           f"{wall:.0f} s wall; target < 3072 MB")
       shutil.rmtree(os.path.join(tmp, "dshour"), ignore_errors=True)
 
+
+
+def write_results(rows, args):
   lines = [f"# ddsp-beam benchmark, {datetime.date.today().isoformat()}", "",
            f"CPU: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
            f"repeats {args.repeats} (medians).", "",
@@ -197,7 +285,6 @@ def main(argv=None):
   with open(args.out, "w", encoding="utf-8") as f:
     f.write(text)
   print(f"written to {args.out}")
-  return 0
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
    2-second windows so that a CPU trains on them quickly);
 2. `ddsp-beam train`: tiny_instrument.gin for a few hundred steps (fewer when
    CI=true), then its eval metrics;
-3. `ddsp-beam features`: features and Colab-style plots of every demo file.
-Timbre transfer and the HTML report join as those features land.
+3. `ddsp-beam transfer`: the voice and trumpet recordings through that model
+   (WAVs, a Parquet report, plots and an index.html to listen to them);
+4. `ddsp-beam features`: features and Colab-style plots of every demo file.
 """
 
 import argparse
@@ -28,13 +29,13 @@ def main(argv=None) -> int:
   out = os.path.abspath(args.output)
   dataset = os.path.join(out, "violin_dataset")
   model_dir = os.path.join(out, "violin_model")
-  print(f"[demo] 1/3 prepare: {args.corpus}/violin -> {dataset} (CREPE tiny, 2 s windows, "
+  print(f"[demo] 1/4 prepare: {args.corpus}/violin -> {dataset} (CREPE tiny, 2 s windows, "
         "a third of the recordings held out for eval)", flush=True)
   rc = cli.main(["prepare", "--input", os.path.join(args.corpus, "violin"), "--output", dataset,
                  "--crepe_model", "tiny", "--example_secs", "2", "--eval_fraction", "0.34"])
   if rc != 0:
     return rc
-  print(f"[demo] 2/3 train tiny_instrument.gin for {args.steps} steps -> {model_dir} "
+  print(f"[demo] 2/4 train tiny_instrument.gin for {args.steps} steps -> {model_dir} "
         "(rerunning resumes; delete the folder to start over)", flush=True)
   rc = cli.main(["train", "--data", dataset, "--model_dir", model_dir,
                  "--gin_file", "tiny_instrument.gin", "--gin_param", "train.batch_size = 8",
@@ -42,7 +43,13 @@ def main(argv=None) -> int:
                  "--checkpoint_every", "50", "--log_every", "25"])
   if rc != 0:
     return rc
-  print(f"[demo] 3/3 features and plots of every file under {args.corpus}", flush=True)
+  transfer_dir = os.path.join(out, "transfer")
+  print(f"[demo] 3/4 transfer {args.corpus}/transfer/* through the violin model -> {transfer_dir}",
+        flush=True)
+  rc_transfer = cli.main(["transfer", "--input", os.path.join(args.corpus, "transfer", "*.wav"),
+                          "--model", f"violin={model_dir}", "--output", transfer_dir,
+                          "--crepe_model", "tiny", "--plots"])
+  print(f"[demo] 4/4 features and plots of every file under {args.corpus}", flush=True)
   rc = cli.main(["features", args.corpus, "-o", os.path.join(out, "features.parquet"),
                  "--crepe_model", "tiny", "--plots", os.path.join(out, "plots")])
   with open(os.path.join(dataset, "dataset.json"), encoding="utf-8") as f:
@@ -55,9 +62,10 @@ def main(argv=None) -> int:
       m = json.load(f)
     print(f"[demo] model:    {model_dir} (step {m['step']}; eval spectral loss "
           f"{m['spectral_loss']:.2f}, loudness L1 {m['loudness_l1_db']:.1f} dB)")
+  print(f"[demo] transfer: {transfer_dir}/index.html (listen), reports/transfer.parquet")
   print(f"[demo] features: {os.path.join(out, 'features.parquet')}")
   print(f"[demo] plots:    {os.path.join(out, 'plots')}/")
-  return rc
+  return max(rc, rc_transfer)
 
 
 if __name__ == "__main__":

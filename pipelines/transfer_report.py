@@ -102,7 +102,8 @@ def write_index(output: str, rows: List[dict]) -> str:
            "<th>octave shift</th><th>plot</th></tr>"]
   for r in rows:
     ok = r["status"] == "ok"
-    input_audio = "file://" + html.escape(os.path.abspath(r["input_path"]))
+    input_audio = (rel(os.path.abspath(r["input_path"])) if "://" not in r["input_path"]
+                   else html.escape(r["input_path"]))
     output_audio = (f"<audio controls preload='none' src='{rel(r['output_path'])}'></audio>"
                     if ok else "")
     plot = f"<img src='{rel(r['plot_path'])}' width='320'>" if r.get("plot_path") else ""
