@@ -200,11 +200,15 @@ class ComputeChunkFeatures(beam.DoFn):
     self.windows = {s: Metrics.counter(NAMESPACE, f"windows_{s}") for s in SPLITS}
     self.dropped = Metrics.counter(NAMESPACE, "windows_dropped_silent")
     self.audio_ms = Metrics.counter(NAMESPACE, "audio_ms")
-    self.crepe = None
 
   def setup(self):
-    # Heavy: the CREPE network is built once per worker process.
-    self.crepe = crepe_lib.get_model(self.config.crepe_model, self.config.precision)
+    # Heavy: the CREPE network is built once per worker process and cached
+    # there, not on this DoFn, so that the DoFn stays picklable after setup.
+    crepe_lib.get_model(self.config.crepe_model, self.config.precision)
+
+  @property
+  def crepe(self):
+    return crepe_lib.get_model(self.config.crepe_model, self.config.precision)
 
   def process(self, task: ChunkTask):
     with inputs.local_copy(task.path) as local:
