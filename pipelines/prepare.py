@@ -162,9 +162,12 @@ class PlanChunks(beam.DoFn):
     self.files_read.inc()
     starts, padded = examples_lib.window_starts(info.duration_s, cfg.window, cfg.min_secs)
     split = split_of(sha, cfg.eval_fraction)
-    chunk_count = max(1, int(np.ceil(info.duration_s / cfg.chunk_secs)))
+    # A tail shorter than a quarter chunk joins the last chunk (a task of its
+    # own would mostly decode context).
+    chunk_count = max(1, int(np.ceil(info.duration_s / cfg.chunk_secs - 0.25)))
     for c in range(chunk_count):
-      lo, hi = c * cfg.chunk_secs, min((c + 1) * cfg.chunk_secs, info.duration_s)
+      lo = c * cfg.chunk_secs
+      hi = info.duration_s if c == chunk_count - 1 else (c + 1) * cfg.chunk_secs
       mine = tuple(s for s in starts if lo <= s < hi or (c == chunk_count - 1 and s >= hi))
       yield ChunkTask(path=path, sha256=sha, duration_s=info.duration_s, split=split,
                       chunk_index=c, chunk_count=chunk_count, start_s=float(lo),

@@ -22,13 +22,15 @@ def _glide(seconds, sample_rate=16000):
 
 
 def _assert_same_features(blocked, whole):
-  """Equal, except that Viterbi may pick another of several equally likely
-  bins in silence (confidence near 0, where f0 means nothing)."""
+  """Equal, except that Viterbi may take a neighbouring bin on a few frames
+  where two paths are almost equally likely (measured: 34 of 150001 frames of
+  a 10-minute file, 13-25 cents apart, most of them in silence)."""
   for key in ("f0_confidence", "loudness_db"):
     np.testing.assert_allclose(blocked[key], whole[key], atol=1e-5, err_msg=key)
   differ = np.abs(blocked["f0_hz"] - whole["f0_hz"]) > 1e-2
-  assert np.mean(differ) < 0.005
-  assert np.all(whole["f0_confidence"][differ] < 0.3)
+  assert np.mean(differ) < 0.001
+  cents = 1200 * np.abs(np.log2(blocked["f0_hz"][differ] / whole["f0_hz"][differ]))
+  assert np.all(cents < 50)  # never another note
 
 
 @pytest.mark.parametrize("padding,frames", [("center", 501), ("same", 500)])

@@ -16,3 +16,13 @@ def test_patterns_directories_and_plain_paths(tmp_path):
   assert inputs.expand_inputs([root + "/*.mp3", root + "/c.mp3"]) == [root + "/c.mp3"]
   assert inputs.expand_inputs([root + "/missing.wav"]) == [root + "/missing.wav"]
   assert inputs.expand_inputs([root + "/*.ogg"]) == []
+
+
+def test_symlink_loops_are_not_followed(tmp_path):
+  root = tmp_path / "tree"
+  (root / "sub").mkdir(parents=True)
+  (root / "sub" / "take.wav").write_bytes(b"x")
+  (root / "sub" / "loop").symlink_to(root, target_is_directory=True)
+  assert inputs.expand_inputs([str(root)]) == [str(root / "sub" / "take.wav")]
+  assert inputs.expand_inputs([str(root / "**")]) == [str(root / "sub" / "take.wav")]
+
