@@ -6,6 +6,19 @@ from typing import Dict, Optional
 import numpy as np
 
 
+def _save(fig, path: str, title: Optional[str], dpi: int) -> str:
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  if title:
+    fig.suptitle(title)
+  with warnings.catch_warnings():
+    # File names may hold characters (CJK, symbols) the bundled font lacks.
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+  plt.close(fig)
+  return path
+
+
 def plot_features(features: Dict[str, np.ndarray], path: str, frame_rate: int = 250,
                   title: Optional[str] = None, f0_adjusted_hz: Optional[np.ndarray] = None) -> str:
   """Writes a PNG with three stacked panels.
@@ -43,15 +56,7 @@ def plot_features(features: Dict[str, np.ndarray], path: str, frame_rate: int = 
   axes[2].set_xlabel("time (s)")
   for ax in axes:
     ax.grid(alpha=0.3)
-  if title:
-    fig.suptitle(title)
-  with warnings.catch_warnings():
-    # File names may hold characters (CJK, symbols) the bundled font lacks.
-    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-  plt.close(fig)
-  return path
+  return _save(fig, path, title, dpi=80)
 
 
 def plot_transfer(features, adjusted, measured, audio_in, audio_out, path: str,
@@ -99,11 +104,4 @@ def plot_transfer(features, adjusted, measured, audio_in, audio_out, path: str,
   axes[4].set_xlabel("time (s)")
   for ax in axes[:2]:
     ax.legend(loc="upper right", fontsize=8)
-  if title:
-    fig.suptitle(title)
-  with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-    fig.tight_layout()
-    fig.savefig(path, dpi=70)
-  plt.close(fig)
-  return path
+  return _save(fig, path, title, dpi=70)

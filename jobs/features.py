@@ -15,6 +15,7 @@ from ddsp_core import features as features_lib
 from ddsp_core import framing
 from pipelines import inputs
 from pipelines import publish
+from pipelines import reports
 
 FEATURES_SCHEMA = pa.schema([
     pa.field("path", pa.string(), nullable=False),
@@ -25,12 +26,8 @@ FEATURES_SCHEMA = pa.schema([
     pa.field("loudness_db", pa.float32(), nullable=False),
 ])
 
-ERRORS_SCHEMA = pa.schema([
-    pa.field("path", pa.string(), nullable=False),
-    pa.field("stage", pa.string(), nullable=False),
-    pa.field("error_type", pa.string(), nullable=False),
-    pa.field("message", pa.string(), nullable=False),
-])
+# The same errors table as the pipelines write.
+ERRORS_SCHEMA = reports.ERRORS_SCHEMA
 
 
 @dataclasses.dataclass
