@@ -361,6 +361,10 @@ def build_pipeline(pipeline: beam.Pipeline, paths: Sequence[str], staging: str,
            shard_name_template=""))
 
 
+class PipelineFailed(RuntimeError):
+  """The run itself failed (a worker died, storage failed, a bad option...)."""
+
+
 @dataclasses.dataclass
 class PrepareResult:
   output: str
@@ -414,8 +418,13 @@ def run_prepare(patterns: Sequence[str], output: str, config: PrepareConfig,
       print(f"[prepare] {len(paths)} input file(s) -> {output}", file=sys.stderr, flush=True)
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
     build_pipeline(pipeline, paths, staging, config, num_shards)
-    result = pipeline.run()
-    result.wait_until_finish()
+    try:
+      result = pipeline.run()
+      result.wait_until_finish()
+    except Exception as e:  # pylint: disable=broad-except
+      raise PipelineFailed(
+          f"the Beam pipeline failed ({type(e).__name__}: {e}); nothing was published"
+          + (", the previous output is unchanged" if os.path.exists(output) else "")) from e
     counters = _counters(result)
     info = _finish_staging(staging, config, len(paths), time.time() - started)
     errors = pq.read_table(os.path.join(staging, "reports", "errors.parquet")).to_pylist()
