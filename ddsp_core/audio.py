@@ -14,6 +14,7 @@ count (a 2-hour 96 kHz 6-channel file would be 33 GB as float64).
 
 import dataclasses
 import os
+import stat
 import struct
 from typing import Optional
 
@@ -107,9 +108,12 @@ def audio_info(path: str) -> AudioInfo:
   if os.path.isdir(path):
     raise AudioDecodeError(path, "is a directory, not an audio file", "not_audio")
   try:
-    size = os.path.getsize(path)
+    st = os.stat(path)
   except OSError as e:
     raise AudioDecodeError(path, f"cannot be read ({e.strerror})", "unreadable") from e
+  if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+    raise AudioDecodeError(path, "not a regular file (a pipe, socket or device)", "not_audio")
+  size = st.st_size
   if size == 0:
     raise AudioDecodeError(path, "empty file (0 bytes)", "empty")
   if not os.access(path, os.R_OK):

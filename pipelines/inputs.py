@@ -7,6 +7,7 @@ directory stands for every audio file below it.
 """
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -42,6 +43,10 @@ def expand_inputs(patterns: Iterable[str]) -> List[str]:
       found.add(pattern)  # a plain path: reported later if it is missing
     else:
       found.update(_match(pattern))
+      if is_local(pattern):
+        # Beam's match lists files only; a folder named like audio is reported, not skipped.
+        found.update(p for p in glob.glob(pattern, recursive=True)
+                     if os.path.isdir(p) and is_audio_name(p))
   return sorted(found)
 
 
