@@ -155,3 +155,22 @@ def test_mirrored_strategy_on_two_logical_devices(dataset, tmp_path):
   losses = [float(x) for x in line.split("LOSSES")[1].split()]
   assert len(losses) == 3 and all(np.isfinite(losses))
   assert tf.train.latest_checkpoint(str(tmp_path / "m")).endswith("ckpt-3")
+
+
+def test_a_checkpoint_write_cut_short_resumes_from_the_last_complete_one(dataset, tmp_path):
+  """What a kill during a checkpoint write leaves: TensorFlow writes ckpt-N.data, then
+  ckpt-N.index, then renames the `checkpoint` state file into place. Cut it at each point."""
+  model_dir = str(tmp_path / "m")
+  args = dict(gin_files=["tiny_instrument.gin"],
+              gin_params=["train.batch_size = 4", "RnnFcDecoder.rnn_channels = 32"],
+              checkpoint_every=2, progress=False, evaluate_at_end=False)
+  train.run_training(dataset, model_dir, steps=2, **args)
+  data = [n for n in os.listdir(model_dir) if n.startswith("ckpt-2.data")][0]
+  # 1. Killed while writing the data of step 4: a truncated data file, no index.
+  with open(os.path.join(model_dir, data.replace("ckpt-2", "ckpt-4")), "wb") as f:
+    f.write(open(os.path.join(model_dir, data), "rb").read()[:500])
+  # 2. ... and a temporary state file that never got renamed.
+  with open(os.path.join(model_dir, "checkpoint.tmp1234"), "w", encoding="utf-8") as f:
+    f.write('model_checkpoint_path: "ckpt-4"\n')
+  result = train.run_training(dataset, model_dir, steps=3, **args)
+  assert result.resumed_from == 2 and result.step == 3
