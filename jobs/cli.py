@@ -120,12 +120,30 @@ def _cmd_prepare(args, beam_args):
   return result.exit_code
 
 
+def _add_tfrecord_flags(p):
+  g = p.add_argument_group("TFRecords without dataset.json (magenta's TFRecordProvider defaults)")
+  g.add_argument("--example_secs", type=float, default=4.0)
+  g.add_argument("--sample_rate", type=int, default=16000)
+  g.add_argument("--frame_rate", type=int, default=250)
+  g.add_argument("--centered", action="store_true", help="features have example_secs*frame_rate+1 frames")
+  g.add_argument("--eval_data", help="pattern of eval TFRecord files")
+
+
+def _open_data(args):
+  from jobs import train  # pylint: disable=g-import-not-at-top
+  return train.open_data(args.data, args.example_secs, args.sample_rate, args.frame_rate,
+                         args.centered, args.eval_data)
+
+
 def _add_train_parsers(sub):
   p = sub.add_parser("train", help="train a DDSP autoencoder on a prepared dataset (resumable)",
                      description="Trains on DATA (a `ddsp-beam prepare` output; its dataset.json "
                      "gives every setting) into MODEL_DIR. Rerunning after an interruption resumes "
                      "from the latest checkpoint.")
-  p.add_argument("--data", required=True, help="prepared dataset folder")
+  p.add_argument("--data", required=True,
+                 help="prepared dataset folder, or a pattern of TFRecord files without a "
+                 "dataset.json (e.g. magenta's ddsp_prepare_tfrecord output; see --example_secs)")
+  _add_tfrecord_flags(p)
   p.add_argument("--model_dir", required=True)
   p.add_argument("--gin_file", action="append", default=None,
                  help="gin file (built-in: solo_instrument.gin, tiny_instrument.gin); repeatable")
@@ -142,7 +160,8 @@ def _add_train_parsers(sub):
   p.add_argument("--no_progress", action="store_true")
   p.set_defaults(func=_cmd_train)
   e = sub.add_parser("eval", help="magenta's F0/loudness metrics of a model on eval windows")
-  e.add_argument("--data", required=True)
+  e.add_argument("--data", required=True, help="as for train")
+  _add_tfrecord_flags(e)
   e.add_argument("--model_dir", required=True)
   e.add_argument("--split", default="eval")
   e.add_argument("--max_examples", type=int, default=64)
@@ -164,7 +183,7 @@ def _cmd_train(args, extra):
   _no_extra("train", extra)
   from jobs import train  # pylint: disable=g-import-not-at-top
   result = train.run_training(
-      args.data, args.model_dir, gin_files=args.gin_file or ["solo_instrument.gin"],
+      _open_data(args), args.model_dir, gin_files=args.gin_file or ["solo_instrument.gin"],
       gin_params=args.gin_param, steps=args.steps, checkpoint_every=args.checkpoint_every,
       keep_checkpoints=args.keep_checkpoints, log_every=args.log_every, seed=args.seed,
       progress=not args.no_progress, evaluate_at_end=args.eval,
@@ -176,7 +195,7 @@ def _cmd_train(args, extra):
 def _cmd_eval(args, extra):
   _no_extra("eval", extra)
   from jobs import train  # pylint: disable=g-import-not-at-top
-  summary = train.evaluate(args.model_dir, args.data, args.split, crepe_model=args.crepe_model,
+  summary = train.evaluate(args.model_dir, _open_data(args), args.split, crepe_model=args.crepe_model,
                            max_examples=args.max_examples)
   print(json.dumps(summary, indent=1))
   return EXIT_OK

@@ -13,6 +13,7 @@ A model dir has the layout magenta users know, plus JSON metadata:
 
 import contextlib
 import dataclasses
+import glob
 import json
 import os
 import shutil
@@ -60,15 +61,45 @@ def _write_text(path: str, text: str) -> None:
       f.write(text)
 
 
-def _data_settings(data_dir: str):
-  try:
-    info = examples.read_dataset_info(data_dir)
-  except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"{data_dir}: not a prepared dataset (no readable dataset.json: {e})") from e
-  return info, examples.spec_from_info(info)
+@dataclasses.dataclass
+class DataSource:
+  """Where training windows come from, and how to parse them."""
+  location: str  # a dataset folder or a file pattern
+  info: dict
+  spec: examples.WindowSpec
+  files: dict  # split -> list of TFRecord paths
 
 
-def run_training(data_dir: str, model_dir: str, gin_files: Sequence[str] = ("solo_instrument.gin",),
+def open_data(data: str, example_secs: float = 4.0, sample_rate: int = 16000,
+              frame_rate: int = 250, centered: bool = False,
+              eval_data: Optional[str] = None) -> DataSource:
+  """A prepared dataset folder (settings from its dataset.json), or TFRecord files.
+
+  A file pattern (e.g. magenta's `ddsp_prepare_tfrecord` output, which has no
+  dataset.json) is read with the given settings, whose defaults are magenta's
+  `TFRecordProvider` defaults; `eval_data` is an optional second pattern.
+  """
+  if os.path.isdir(data):
+    try:
+      info = examples.read_dataset_info(data)
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(f"{data}: not a prepared dataset (no readable dataset.json: {e}); "
+                       "for TFRecords without one, pass a file pattern") from e
+    return DataSource(data, info, examples.spec_from_info(info),
+                      {s: training.dataset_files(data, s) for s in ("train", "eval")})
+  spec = examples.WindowSpec(sample_rate=sample_rate, frame_rate=frame_rate,
+                             example_secs=example_secs, hop_secs=example_secs,
+                             padding="center" if centered else "same")
+  info = {"source": "tfrecord files (no dataset.json)", "sample_rate": sample_rate,
+          "frame_rate": frame_rate, "example_secs": example_secs, "padding": spec.padding}
+  files = {"train": sorted(glob.glob(data)),
+           "eval": sorted(glob.glob(eval_data)) if eval_data else []}
+  if not files["train"]:
+    raise ValueError(f"{data}: neither a dataset folder nor a pattern matching TFRecord files")
+  return DataSource(data, info, spec, files)
+
+
+def run_training(data_dir, model_dir: str, gin_files: Sequence[str] = ("solo_instrument.gin",),
                  gin_params: Sequence[str] = (), steps: int = 30000, checkpoint_every: int = 300,
                  keep_checkpoints: int = 3, log_every: int = 50, seed: Optional[int] = None,
                  progress: bool = True, evaluate_at_end: bool = True,
@@ -81,7 +112,8 @@ def run_training(data_dir: str, model_dir: str, gin_files: Sequence[str] = ("sol
   GPUs visible, a MirroredStrategy splits each batch across them (or pass
   `strategy`); otherwise it runs on the one device (the CPU here).
   """
-  info, spec = _data_settings(data_dir)
+  source = data_dir if isinstance(data_dir, DataSource) else open_data(data_dir)
+  info, spec = source.info, source.spec
   os.makedirs(model_dir, exist_ok=True)
   strategy = strategy or training.default_strategy()
   with strategy.scope() if strategy else contextlib.nullcontext():
@@ -98,13 +130,13 @@ def run_training(data_dir: str, model_dir: str, gin_files: Sequence[str] = ("sol
   manager = tf.train.CheckpointManager(
       tf.train.Checkpoint(model=model, optimizer=trainer.optimizer), model_dir,
       max_to_keep=keep_checkpoints, checkpoint_name="ckpt")
-  _write_model_info(model_dir, model, data_dir, info, gin_files)
+  _write_model_info(model_dir, model, source.location, info, gin_files)
   if progress:
     where = f"resuming from {os.path.basename(latest)}" if latest else "from scratch"
     devices = f", {strategy.num_replicas_in_sync} replicas" if strategy else ""
     print(f"[train] {model.n_parameters:,} parameters, batch {settings['batch_size']}{devices}, "
           f"{where}, to step {steps}", file=sys.stderr, flush=True)
-  files = training.dataset_files(data_dir, "train")
+  files = source.files["train"]
   if not files:
     raise ValueError(f"{data_dir}: no train.tfrecord-* shards")
   ds = training.make_dataset(files, examples.feature_spec(spec, with_provenance=False),
@@ -138,8 +170,8 @@ def run_training(data_dir: str, model_dir: str, gin_files: Sequence[str] = ("sol
       save_checkpoint(manager, model_dir, step)
   writer.flush()
   result = TrainResult(model_dir, step, resumed_from, losses, None)
-  if evaluate_at_end and training.dataset_files(data_dir, "eval"):
-    result.eval = evaluate(model_dir, data_dir, model=model, crepe_model=eval_crepe_model,
+  if evaluate_at_end and source.files["eval"]:
+    result.eval = evaluate(model_dir, source, model=model, crepe_model=eval_crepe_model,
                            max_examples=eval_examples, progress=progress)
   if progress:
     print(f"[train] done at step {step} in {time.time() - started:.0f} s -> {model_dir}",
@@ -172,21 +204,24 @@ def _write_model_info(model_dir, model, data_dir, info, gin_files):
       "n_parameters": model.n_parameters, "gin_files": list(gin_files),
       "dataset": {k: info.get(k) for k in ("sample_rate", "frame_rate", "example_secs",
                                            "hop_secs", "padding", "crepe_model", "viterbi")},
-      "data_dir": os.path.abspath(data_dir),
+      "data": os.path.abspath(data_dir) if data_dir else None,
   }
   _write_text(os.path.join(model_dir, MODEL_INFO_FILE), json.dumps(model_info, indent=1))
   stats = os.path.join(data_dir, STATS_FILE)
-  if os.path.exists(stats):
+  if data_dir and os.path.isdir(data_dir) and os.path.exists(stats):
     shutil.copyfile(stats, os.path.join(model_dir, STATS_FILE))
 
 
-def evaluate(model_dir: str, data_dir: str, split: str = "eval", model=None,
+def evaluate(model_dir: str, data_dir, split: str = "eval", model=None,
              crepe_model: str = "tiny", max_examples: int = 16, progress: bool = True) -> dict:
   """Spectral loss and magenta's F0/loudness metrics on eval windows, into the model dir."""
-  info, spec = _data_settings(data_dir)
+  source = data_dir if isinstance(data_dir, DataSource) else open_data(data_dir)
+  spec = source.spec
   model = model or load_model(model_dir)
   step = int(tf.train.latest_checkpoint(model_dir).rsplit("-", 1)[1])
-  files = training.dataset_files(data_dir, split)
+  files = source.files[split]
+  if not files:
+    raise ValueError(f"{data_dir}: no {split} records")
   ds = training.make_dataset(files, examples.feature_spec(spec, with_provenance=False), 1,
                              model.sample_rate, spec.sample_rate, repeat=False)
   rows, losses = [], []

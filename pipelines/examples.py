@@ -1,7 +1,7 @@
 """Training windows as `tf.train.Example`s, in magenta ddsp's layout.
 
 Keys (float32 lists unless noted): `audio` [example_secs * sample_rate],
-`audio_16k` [example_secs * 16000] (only when sample_rate != 16000),
+`audio_16k` [example_secs * 16000] (always, as magenta: its reader requires it),
 `f0_hz`, `f0_confidence`, `loudness_db` [n_frames], plus `source_path`
 (bytes) and `start_s` (float) so each window traces back to its recording.
 n_frames = example_secs * frame_rate, plus one with padding='center'
@@ -56,13 +56,14 @@ class WindowSpec:
     return int(round(self.hop_secs * self.frame_rate))
 
   @property
-  def has_audio_16k(self) -> bool:
+  def resamples_audio(self) -> bool:
+    """Whether `audio` is at another rate than the 16 kHz features."""
     return self.sample_rate != 16000
 
   def feature_lengths(self) -> Dict[str, int]:
-    lengths = {"audio": self.n_samples}
-    if self.has_audio_16k:
-      lengths["audio_16k"] = self.n_samples_16k
+    # `audio_16k` is written even at 16 kHz: magenta's TFRecordProvider
+    # requires it (its FixedLenFeature has no default), and magenta writes it too.
+    lengths = {"audio": self.n_samples, "audio_16k": self.n_samples_16k}
     lengths.update({k: self.n_frames for k in FEATURE_KEYS})
     return lengths
 

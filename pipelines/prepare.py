@@ -227,7 +227,7 @@ class ComputeChunkFeatures(beam.DoFn):
     feats = features_lib.compute_features(
         audio16, frame_rate=spec.frame_rate, viterbi=cfg.viterbi, padding=spec.padding,
         crepe_model=self.crepe)
-    audio_sr = (audio16 if not spec.has_audio_16k else audio_lib.read_audio_range(
+    audio_sr = (audio16 if not spec.resamples_audio else audio_lib.read_audio_range(
         local, seg_start, seg_end - seg_start, spec.sample_rate))
     fill = {"f0_hz": 0.0, "f0_confidence": 0.0, "loudness_db": -DB_RANGE}
     counts = {"train": 0, "eval": 0, "dropped": 0}
@@ -236,8 +236,7 @@ class ComputeChunkFeatures(beam.DoFn):
       frame0 = int(round(offset_s * spec.frame_rate))
       window = {"audio": _take(audio_sr, int(round(offset_s * spec.sample_rate)), spec.n_samples, 0.0)}
       a16 = _take(audio16, int(round(offset_s * 16000)), spec.n_samples_16k, 0.0)
-      if spec.has_audio_16k:
-        window["audio_16k"] = a16
+      window["audio_16k"] = a16
       for key in features_lib.FEATURE_KEYS:
         window[key] = _take(feats[key], frame0, spec.n_frames, fill[key])
       if np.max(window["loudness_db"]) <= cfg.silence_db:
