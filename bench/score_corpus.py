@@ -28,6 +28,7 @@ def main(argv=None):
   ap.add_argument("--crepe_model", default="full")
   ap.add_argument("--precision", default="float32")
   ap.add_argument("--viterbi", action=argparse.BooleanOptionalAction, default=True)
+  ap.add_argument("--f0_rate", type=int, default=None)
   ap.add_argument("--out", required=True, help="folder for features.parquet and estimate CSVs")
   ap.add_argument("--parts", nargs="+", default=["train", "transfer"])
   args = ap.parse_args(argv)
@@ -35,7 +36,8 @@ def main(argv=None):
   patterns = [os.path.join(args.corpus, part, "**") for part in args.parts]
   parquet = os.path.join(args.out, "features.parquet")
   result = features_job.run_features(patterns, parquet, crepe_model=args.crepe_model,
-                                     viterbi=args.viterbi, precision=args.precision)
+                                     viterbi=args.viterbi, precision=args.precision,
+                                     f0_rate=args.f0_rate)
   print(f"{result.audio_seconds:.1f} s of audio in {result.wall_seconds:.1f} s "
         f"({result.wall_seconds / result.audio_seconds:.3f} s per audio s), "
         f"{len(result.errors)} errors", flush=True)

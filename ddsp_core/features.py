@@ -73,12 +73,52 @@ def compute_f0(audio: np.ndarray, sample_rate: int = 16000,
   return f0, confidence
 
 
+def compute_f0_at_rate(audio: np.ndarray, f0_rate: int, frame_rate: int = 250,
+                       padding: str = "center", **kwargs):
+  """CREPE at `f0_rate` frames/s, interpolated onto the `frame_rate` grid.
+
+  A speed lever: CREPE's cost is per frame, so f0 at 100 frames/s costs 40%
+  of 250 frames/s. f0 is interpolated linearly in cents between voiced
+  neighbours (the nearest one next to a frame without pitch), confidence
+  linearly. Both grids have frame i at i * hop (centre or start, by
+  `padding`), so they line up.
+
+  Args:
+    audio: float array [n_samples] at 16 kHz.
+    f0_rate: Frames per second at which CREPE runs (divides 16000).
+    frame_rate: Output frames per second.
+    padding: 'center' or 'same'.
+    **kwargs: Passed to `compute_f0`.
+
+  Returns:
+    (f0_hz, f0_confidence): float32 arrays [n_frames at frame_rate].
+  """
+  n = framing.num_frames(len(audio), framing.hop_size(16000, frame_rate), padding)
+  if f0_rate == frame_rate:
+    return compute_f0(audio, frame_rate=frame_rate, padding=padding, **kwargs)
+  f0, conf = compute_f0(audio, frame_rate=f0_rate, padding=padding, **kwargs)
+  positions = np.arange(n) * (f0_rate / frame_rate)  # output frames on the f0 grid
+  grid = np.arange(len(f0))
+  confidence = np.interp(positions, grid, conf).astype(np.float32)
+  voiced = f0 > 0
+  if not np.any(voiced):
+    return np.zeros(n, np.float32), confidence
+  cents = np.interp(positions, grid[voiced], 1200.0 * np.log2(f0[voiced] / 10.0))
+  nearest = np.clip(np.rint(positions).astype(int), 0, len(f0) - 1)
+  lower = np.clip(np.floor(positions).astype(int), 0, len(f0) - 1)
+  upper = np.clip(lower + 1, 0, len(f0) - 1)
+  both = voiced[lower] & voiced[upper]
+  f0_out = np.where(both, 10.0 * 2.0 ** (cents / 1200.0), f0[nearest])
+  return f0_out.astype(np.float32), confidence
+
+
 def compute_features(audio: np.ndarray, sample_rate: int = 16000,
                      frame_rate: int = 250, model: str = "full",
                      viterbi: bool = True, padding: str = "center",
                      precision: str = "float32",
                      crepe_model: Optional[crepe_lib.CrepeModel] = None,
-                     block_frames: int = BLOCK_FRAMES) -> Dict[str, np.ndarray]:
+                     block_frames: int = BLOCK_FRAMES,
+                     f0_rate: Optional[int] = None) -> Dict[str, np.ndarray]:
   """f0_hz, f0_confidence and loudness_db of mono 16 kHz audio.
 
   Args:
@@ -91,14 +131,16 @@ def compute_features(audio: np.ndarray, sample_rate: int = 16000,
     precision: CREPE precision when `crepe_model` is not given.
     crepe_model: A built `CrepeModel`.
     block_frames: Frames processed at a time (memory bound).
+    f0_rate: Run CREPE at this many frames per second and interpolate
+      (`compute_f0_at_rate`); None runs it at `frame_rate`.
 
   Returns:
     Dict of float32 arrays [n_frames]: 'f0_hz' (Hz, 0 where undefined),
     'f0_confidence' (0-1) and 'loudness_db' (dB, >= -80).
   """
-  f0_hz, confidence = compute_f0(
-      audio, sample_rate, frame_rate, model, viterbi, padding, precision,
-      crepe_model, block_frames)
+  f0_hz, confidence = compute_f0_at_rate(
+      audio, f0_rate or frame_rate, frame_rate, padding, sample_rate=sample_rate, model=model,
+      viterbi=viterbi, precision=precision, crepe_model=crepe_model, block_frames=block_frames)
   loudness_db = loudness_lib.compute_loudness(
       audio, sample_rate, frame_rate, padding=padding)
   return {"f0_hz": f0_hz, "f0_confidence": confidence, "loudness_db": loudness_db}

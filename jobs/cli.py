@@ -44,6 +44,8 @@ def _add_features_parser(sub):
                  help="frame alignment: 'center' (frame i centred at i/frame_rate s) or "
                  "'same' (frame i starts there; magenta's ddsp_prepare_tfrecord default)")
   p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
+  p.add_argument("--f0_rate", type=int, default=None,
+                 help="run CREPE at this many frames/s and interpolate (default: --frame_rate)")
   p.add_argument("--plots", metavar="DIR", help="write one PNG per file here")
   p.add_argument("--no_progress", action="store_true", help="no progress bar")
   p.set_defaults(func=_cmd_features)
@@ -56,7 +58,7 @@ def _cmd_features(args, extra):
   result = features.run_features(
       args.inputs, args.output, crepe_model=args.crepe_model, frame_rate=args.frame_rate,
       viterbi=args.viterbi, padding=args.padding, precision=args.precision,
-      plots_dir=args.plots, progress=not args.no_progress)
+      plots_dir=args.plots, progress=not args.no_progress, f0_rate=args.f0_rate)
   for err in result.errors:
     print(f"FAILED [{err['error_type']}] {err['message']}", file=sys.stderr)
   print(f"{len(result.files_ok)} file(s) ok, {len(result.errors)} failed; "
@@ -86,6 +88,8 @@ def _add_prepare_parser(sub):
   p.add_argument("--crepe_model", default="full",
                  choices=["tiny", "small", "medium", "large", "full"])
   p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
+  p.add_argument("--f0_rate", type=int, default=None,
+                 help="run CREPE at this many frames/s and interpolate (default: --frame_rate)")
   p.add_argument("--viterbi", action=argparse.BooleanOptionalAction, default=True)
   p.add_argument("--chunk_secs", type=int, default=20)
   p.add_argument("--min_secs", type=float, default=1.0,
@@ -106,7 +110,8 @@ def _cmd_prepare(args, beam_args):
                                  example_secs=args.example_secs, hop_secs=args.hop_secs,
                                  padding=args.padding),
       crepe_model=args.crepe_model, viterbi=args.viterbi, precision=args.precision,
-      eval_fraction=args.eval_fraction, split_by=args.split_by, chunk_secs=args.chunk_secs,
+      f0_rate=args.f0_rate, eval_fraction=args.eval_fraction, split_by=args.split_by,
+      chunk_secs=args.chunk_secs,
       min_secs=args.min_secs, silence_db=args.silence_db,
       write_magenta_pickle=args.write_magenta_pickle, progress=not args.no_progress)
   result = prepare.run_prepare(args.input, args.output, config, beam_args, args.num_shards)

@@ -58,7 +58,7 @@ def _plot_name(path: str) -> str:
 def run_features(patterns: Sequence[str], output: str, crepe_model: str = "full",
                  frame_rate: int = 250, viterbi: bool = True, padding: str = "center",
                  precision: str = "float32", plots_dir: Optional[str] = None,
-                 progress: bool = True) -> FeaturesResult:
+                 progress: bool = True, f0_rate: Optional[int] = None) -> FeaturesResult:
   """Computes features of every matched file; bad files are listed, not fatal.
 
   Args:
@@ -71,6 +71,7 @@ def run_features(patterns: Sequence[str], output: str, crepe_model: str = "full"
     padding: 'center' (frame i centred at i / frame_rate s) or 'same'.
     precision: CREPE precision, 'float32' or 'bfloat16'.
     plots_dir: If set, one PNG per file is written there.
+    f0_rate: Run CREPE at this rate and interpolate (None: at frame_rate).
     progress: Show a progress bar on stderr.
 
   Returns:
@@ -104,7 +105,7 @@ def run_features(patterns: Sequence[str], output: str, crepe_model: str = "full"
           stage = "features"
           feats = features_lib.compute_features(
               audio, frame_rate=frame_rate, viterbi=viterbi, padding=padding,
-              crepe_model=net)
+              crepe_model=net, f0_rate=f0_rate)
           n = len(feats["f0_hz"])
           writer.write_table(pa.table({
               "path": pa.array([path] * n, pa.string()),

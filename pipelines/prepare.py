@@ -23,7 +23,7 @@ import os
 import sys
 import time
 import uuid
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -57,6 +57,7 @@ class PrepareConfig:
   crepe_model: str = "full"
   viterbi: bool = True
   precision: str = "float32"
+  f0_rate: Optional[int] = None  # CREPE's rate when not frame_rate (interpolated)
   eval_fraction: float = 0.0
   split_by: str = "file"
   chunk_secs: int = 20
@@ -226,7 +227,7 @@ class ComputeChunkFeatures(beam.DoFn):
     audio16 = audio_lib.read_audio_range(local, seg_start, seg_end - seg_start, 16000)
     feats = features_lib.compute_features(
         audio16, frame_rate=spec.frame_rate, viterbi=cfg.viterbi, padding=spec.padding,
-        crepe_model=self.crepe)
+        crepe_model=self.crepe, f0_rate=cfg.f0_rate)
     audio_sr = (audio16 if not spec.resamples_audio else audio_lib.read_audio_range(
         local, seg_start, seg_end - seg_start, spec.sample_rate))
     fill = {"f0_hz": 0.0, "f0_confidence": 0.0, "loudness_db": -DB_RANGE}
@@ -465,6 +466,7 @@ def _finish_staging(staging: str, config: PrepareConfig, n_inputs: int, seconds:
   info = examples_lib.dataset_info(
       config.window, config.crepe_model, config.viterbi, config.precision, counts,
       extra={"eval_fraction": config.eval_fraction, "split_by": config.split_by,
+             "f0_rate": config.f0_rate or config.window.frame_rate,
              "chunk_secs": config.chunk_secs, "min_secs": config.min_secs,
              "silence_db": config.silence_db, "shards": shards,
              "file_patterns": {s: f"{s}.tfrecord-*" for s in SPLITS if shards[s]},

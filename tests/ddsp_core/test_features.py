@@ -85,3 +85,18 @@ def test_raw_pitch_accuracy_with_tiny(corpus, relpath):
 
 def test_hz_to_midi():
   np.testing.assert_allclose(features.hz_to_midi(np.array([440.0, 880.0, 0.0])), [69, 81, 0])
+
+
+def test_f0_at_a_lower_rate_is_interpolated_onto_the_frame_grid(corpus):
+  x, _ = audio.load_audio(os.path.join(corpus, "train", "violin", "violin_dminor_aria.wav"))
+  net = crepe.get_model("tiny")
+  full = features.compute_features(x, crepe_model=net)
+  low = features.compute_features(x, crepe_model=net, f0_rate=100)
+  assert len(low["f0_hz"]) == len(full["f0_hz"])
+  np.testing.assert_array_equal(low["loudness_db"], full["loudness_db"])
+  confident = full["f0_confidence"] > 0.8
+  cents = 1200 * np.abs(np.log2(low["f0_hz"][confident] / full["f0_hz"][confident]))
+  assert np.mean(cents < 20) > 0.95
+  truth, scored = _truth(os.path.join(corpus, "truth", "train", "violin", "violin_dminor_aria.csv"))
+  rpa = np.mean(1200 * np.abs(np.log2(np.maximum(low["f0_hz"][scored], 1e-3) / truth[scored])) <= 50)
+  assert rpa >= 0.94
