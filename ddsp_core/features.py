@@ -147,7 +147,7 @@ def compute_features(audio: np.ndarray, sample_rate: int = 16000,
 
 
 def hz_to_midi(f0_hz: np.ndarray) -> np.ndarray:
-  """Hz to MIDI note numbers; 0 Hz maps to -inf-free 0."""
+  """Hz to MIDI note numbers; 0 Hz (no pitch) maps to 0, not -inf."""
   f0_hz = np.asarray(f0_hz, np.float64)
   with np.errstate(divide="ignore"):
     midi = 12.0 * np.log2(f0_hz / 440.0) + 69.0

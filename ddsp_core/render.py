@@ -15,7 +15,7 @@ boundary is carried over exactly:
 So the result equals a whole-file render up to float rounding.
 """
 
-from typing import Dict, Tuple
+from typing import Tuple
 
 import numpy as np
 import scipy.signal
@@ -101,7 +101,3 @@ class Renderer:
     wet = scipy.signal.oaconvolve(dry, wet_ir)[:total].astype(np.float32)
     return dry + wet
 
-
-def render_features(model, features: Dict[str, np.ndarray], **kwargs) -> np.ndarray:
-  """Shortcut: `Renderer(model, **kwargs).render(features['f0_hz'], features['loudness_db'])`."""
-  return Renderer(model, **kwargs).render(features["f0_hz"], features["loudness_db"])

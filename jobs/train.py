@@ -31,6 +31,7 @@ import tensorflow as tf
 from ddsp_core import features as features_lib
 from ddsp_core import metrics as metrics_lib
 from ddsp_core import model_dir as model_dir_lib
+from ddsp_core import synth
 from ddsp_core import training
 from ddsp_core.version import __version__
 from pipelines import examples
@@ -230,7 +231,6 @@ def evaluate(model_dir: str, data_dir, split: str = "eval", model=None,
     audio = model(batch["f0_hz"], batch["loudness_db"], seed=(0, 0))
     target = batch["audio"]
     audio = audio[:, :tf.shape(target)[1]]
-    from ddsp_core import synth  # pylint: disable=g-import-not-at-top
     losses.append(float(synth.spectral_loss(target, audio).numpy()))
     gen = audio.numpy()[0]
     if first_audio is None:
