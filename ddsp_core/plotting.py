@@ -6,7 +6,8 @@ from typing import Dict, Optional
 import numpy as np
 
 
-def _save(fig, path: str, title: Optional[str], dpi: int) -> str:
+def save_figure(fig, path: str, title: Optional[str], dpi: int) -> str:
+  """Lays out `fig`, writes it to `path` as PNG and closes it; returns `path`."""
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   if title:
     fig.suptitle(title)
@@ -56,7 +57,7 @@ def plot_features(features: Dict[str, np.ndarray], path: str, frame_rate: int = 
   axes[2].set_xlabel("time (s)")
   for ax in axes:
     ax.grid(alpha=0.3)
-  return _save(fig, path, title, dpi=80)
+  return save_figure(fig, path, title, dpi=80)
 
 
 def plot_transfer(features, adjusted, measured, audio_in, audio_out, path: str,
@@ -104,4 +105,4 @@ def plot_transfer(features, adjusted, measured, audio_in, audio_out, path: str,
   axes[4].set_xlabel("time (s)")
   for ax in axes[:2]:
     ax.legend(loc="upper right", fontsize=8)
-  return _save(fig, path, title, dpi=70)
+  return save_figure(fig, path, title, dpi=70)

@@ -99,6 +99,8 @@ def _add_prepare_parser(sub):
   p.add_argument("--num_shards", type=int, default=0, help="TFRecord shards per split (0: runner decides)")
   p.add_argument("--write_magenta_pickle", action="store_true",
                  help="also write dataset_statistics.pkl in magenta's layout (for its Colab)")
+  p.add_argument("--cache_dir", help="keep each recording's results here (by content and "
+                 "settings) and reuse them in later runs instead of computing them again")
   p.add_argument("--no_progress", action="store_true")
   p.set_defaults(func=_cmd_prepare)
 
@@ -114,7 +116,8 @@ def _cmd_prepare(args, beam_args):
       chunk_secs=args.chunk_secs,
       min_secs=args.min_secs, silence_db=args.silence_db,
       write_magenta_pickle=args.write_magenta_pickle, progress=not args.no_progress)
-  result = prepare.run_prepare(args.input, args.output, config, beam_args, args.num_shards)
+  result = prepare.run_prepare(args.input, args.output, config, beam_args, args.num_shards,
+                               cache_dir=args.cache_dir)
   for err in sorted(result.errors, key=lambda e: e["path"]):
     print(f"FAILED [{err['error_type']}] {err['message']}", file=sys.stderr)
   c = result.info["counts"]
@@ -273,6 +276,46 @@ def _cmd_transfer(args, beam_args):
   return result.exit_code
 
 
+def _add_corpus_parsers(sub):
+  p = sub.add_parser(
+      "run", help="the corpus job: prepare -> train -> transfer, incrementally (for schedulers)",
+      description="Runs the corpus job described by a TOML config (see the README): prepares "
+      "the datasets, trains the models and transfers the transfer inputs, doing only what "
+      "changed since the last run. Exit status 0 all good, 1 some inputs failed (listed), "
+      "2 the run failed. Unknown flags go to Beam's PipelineOptions (after the config's "
+      "beam_args).")
+  p.add_argument("config", help="corpus config (TOML)")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="override a config value, e.g. models.violin.steps=30; repeatable")
+  p.set_defaults(func=_cmd_run)
+  s = sub.add_parser("status", help="what the corpus job has processed, what is pending or "
+                     "failed, and its last runs")
+  s.add_argument("config", help="corpus config (TOML)")
+  s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+  s.add_argument("--json", action="store_true", help="print JSON")
+  s.set_defaults(func=_cmd_status)
+
+
+def _cmd_run(args, beam_args):
+  from jobs import corpus  # pylint: disable=g-import-not-at-top
+  result = corpus.run_corpus(args.config, beam_args, args.set)
+  print(f"run {result.run_id}: exit {result.exit_code} ("
+        + ", ".join(f"{s.name} {s.status}" for s in result.stages) + ")"
+        + (f"; report: {result.report}" if result.report else ""))
+  return result.exit_code
+
+
+def _cmd_status(args, extra):
+  _no_extra("status", extra)
+  from jobs import corpus  # pylint: disable=g-import-not-at-top
+  status = corpus.corpus_status(args.config, args.set)
+  if args.json:
+    print(json.dumps(status, indent=1, default=str))
+    return EXIT_OK
+  print(corpus.format_status(status))
+  return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="ddsp-beam", description="DDSP datasets, training and timbre transfer on Apache Beam.")
@@ -283,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_prepare_parser(sub)
   _add_train_parsers(sub)
   _add_transfer_parser(sub)
+  _add_corpus_parsers(sub)
   return parser
 
 

@@ -23,13 +23,12 @@ import os
 import sys
 import time
 import uuid
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from ddsp_core import audio as audio_lib
 from ddsp_core import crepe as crepe_lib
@@ -38,16 +37,21 @@ from ddsp_core.loudness import DB_RANGE
 from pipelines import examples as examples_lib
 from pipelines import inputs
 from pipelines import magenta_stats
+from pipelines import prepare_cache
 from pipelines import publish
 from pipelines import reports
+from pipelines import runner
 from pipelines import statistics
 
 # Audio decoded on each side of a chunk: Viterbi context (2 s) plus a CREPE
 # frame, rounded up to whole seconds so that chunk edges fall on whole samples
 # at any integer sample rate (resampling then lines up exactly).
 CONTEXT_SECS = 3
-NAMESPACE = "ddsp_beam"
+NAMESPACE = runner.NAMESPACE
 SPLITS = ("train", "eval")
+# Kept here too: callers of the prepare pipeline know them from this module.
+PipelineFailed = runner.PipelineFailed
+pipeline_options = runner.pipeline_options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,28 +106,16 @@ def split_of(key: str, eval_fraction: float) -> str:
   return "eval" if _fraction(key) < eval_fraction else "train"
 
 
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
-def _error_row(path, stage, error):
-  kind = getattr(error, "kind", type(error).__name__)
-  message = str(error)
-  if path not in message:
-    message = f"{path}: {message}"
-  return {"path": path, "stage": stage, "error_type": kind, "message": message}
-
-
 class PlanChunks(beam.DoFn):
-  """Validates a file and cuts it into chunk tasks; bad files go to 'errors'."""
+  """Validates a file and cuts it into chunk tasks; bad files go to 'errors'.
 
-  def __init__(self, config: PrepareConfig):
+  With a cache, a skipped or broken recording's outcome is kept there.
+  """
+
+  def __init__(self, config: PrepareConfig, cache: Optional[prepare_cache.PrepareCache] = None):
     super().__init__()
     self.config = config
+    self.cache = cache
     self.files_read = Metrics.counter(NAMESPACE, "files_read")
     self.files_failed = Metrics.counter(NAMESPACE, "files_failed")
     self.files_skipped = Metrics.counter(NAMESPACE, "files_skipped")
@@ -135,14 +127,17 @@ class PlanChunks(beam.DoFn):
   def _plan(self, path, local):
     cfg = self.config
     start = time.time()
+    sha = None
     try:
+      sha = prepare_cache.sha256_file(local)
       info = audio_lib.audio_info(local)
-      sha = _sha256(local)
       if info.duration_s < cfg.min_secs:
         self.files_skipped.inc()
-        yield beam.pvalue.TaggedOutput("files", _skipped_row(
-            path, sha, info, f"shorter than --min_secs={cfg.min_secs:g} s "
-            f"({info.duration_s:.3f} s)", time.time() - start))
+        row = reports.skipped_row(path, sha, info, f"shorter than --min_secs={cfg.min_secs:g} s "
+                           f"({info.duration_s:.3f} s)", time.time() - start)
+        if self.cache:
+          self.cache.write_outcome(sha, path, "file", row, chunks=0)
+        yield beam.pvalue.TaggedOutput("files", row)
         return
       # Validate every sample now, so no window of a broken file is ever made.
       any_sound = False
@@ -154,11 +149,14 @@ class PlanChunks(beam.DoFn):
     except audio_lib.AudioDecodeError as e:
       self.files_failed.inc()
       e = audio_lib.AudioDecodeError(path, e.reason, e.kind)  # name the input, not a local copy
-      yield beam.pvalue.TaggedOutput("errors", _error_row(path, "decode", e))
+      row = reports.error_row(path, "decode", e)
+      if self.cache and sha and e.kind != "unreadable":
+        self.cache.write_outcome(sha, path, "error", row)
+      yield beam.pvalue.TaggedOutput("errors", row)
       return
-    except OSError as e:
+    except OSError as e:  # not kept: a read failure may pass
       self.files_failed.inc()
-      yield beam.pvalue.TaggedOutput("errors", _error_row(path, "read", e))
+      yield beam.pvalue.TaggedOutput("errors", reports.error_row(path, "read", e))
       return
     self.files_read.inc()
     starts, padded = examples_lib.window_starts(info.duration_s, cfg.window, cfg.min_secs)
@@ -178,15 +176,6 @@ class PlanChunks(beam.DoFn):
         "channels": info.channels, "split": split, "planning_s": time.time() - start}))
 
 
-def _skipped_row(path, sha, info, reason, seconds):
-  row = {name: None for name in reports.FILES_SCHEMA.names}
-  row.update(path=path, status="skipped", reason=reason, sha256=sha,
-             duration_s=info.duration_s, sample_rate=info.sample_rate,
-             channels=info.channels, windows_train=0, windows_eval=0,
-             windows_dropped_silent=0, processing_s=seconds)
-  return row
-
-
 def _take(x: np.ndarray, start: int, length: int, fill: float) -> np.ndarray:
   """x[start:start+length], padded with `fill` past the end."""
   out = np.full(length, fill, np.float32)
@@ -196,14 +185,19 @@ def _take(x: np.ndarray, start: int, length: int, fill: float) -> np.ndarray:
 
 
 class ComputeChunkFeatures(beam.DoFn):
-  """Features of one chunk (with context) and its windows as tf.train.Examples."""
+  """Features of one chunk (with context) and its windows as tf.train.Examples.
 
-  def __init__(self, config: PrepareConfig):
+  With a cache, the chunk's windows are also kept there before they are emitted.
+  """
+
+  def __init__(self, config: PrepareConfig, cache: Optional[prepare_cache.PrepareCache] = None):
     super().__init__()
     self.config = config
+    self.cache = cache
     self.windows = {s: Metrics.counter(NAMESPACE, f"windows_{s}") for s in SPLITS}
     self.dropped = Metrics.counter(NAMESPACE, "windows_dropped_silent")
     self.audio_ms = Metrics.counter(NAMESPACE, "audio_ms")
+    self.chunks_computed = Metrics.counter(NAMESPACE, "chunks_computed")
 
   def setup(self):
     # Heavy: the CREPE network is built once per worker process and cached
@@ -232,6 +226,7 @@ class ComputeChunkFeatures(beam.DoFn):
         local, seg_start, seg_end - seg_start, spec.sample_rate))
     fill = {"f0_hz": 0.0, "f0_confidence": 0.0, "loudness_db": -DB_RANGE}
     counts = {"train": 0, "eval": 0, "dropped": 0}
+    records, window_rows, stats_inputs = [], [], []
     for start_s in task.window_starts:
       offset_s = start_s - seg_start
       frame0 = int(round(offset_s * spec.frame_rate))
@@ -247,11 +242,10 @@ class ComputeChunkFeatures(beam.DoFn):
       split = (task.split if cfg.split_by == "file" else
                split_of(f"{task.sha256}:{start_s:.6f}", cfg.eval_fraction))
       counts[split] += 1
-      self.windows[split].inc()
       example = examples_lib.make_example(window, task.path, float(start_s))
-      yield (split, example.SerializeToString())
+      records.append((split, example.SerializeToString()))
       voiced = window["f0_confidence"] >= reports.VOICED_CONFIDENCE
-      yield beam.pvalue.TaggedOutput("windows", {
+      window_rows.append({
           "path": task.path, "start_s": float(start_s), "split": split, "padded": task.padded,
           "mean_confidence": float(np.mean(window["f0_confidence"])),
           "voiced_fraction": float(np.mean(voiced)),
@@ -260,9 +254,17 @@ class ComputeChunkFeatures(beam.DoFn):
       # Statistics see only real frames: a padded window's tail is not audio.
       n_real = min(spec.n_frames, len(feats["f0_hz"]) - frame0)
       n_real_16k = min(spec.n_samples_16k, len(audio16) - int(round(offset_s * 16000)))
-      yield beam.pvalue.TaggedOutput("stats", statistics.window_statistics_inputs(
+      stats_inputs.append(statistics.window_statistics_inputs(
           window["f0_hz"][:n_real], window["f0_confidence"][:n_real],
           window["loudness_db"][:n_real], a16[:n_real_16k]))
+    if self.cache:  # kept before anything is emitted: the file's row completes the entry
+      self.cache.write_chunk(task.sha256, task.chunk_index, task.path, records, window_rows,
+                             stats_inputs)
+    for record, row, stats in zip(records, window_rows, stats_inputs, strict=True):
+      self.windows[record[0]].inc()
+      yield record
+      yield beam.pvalue.TaggedOutput("windows", row)
+      yield beam.pvalue.TaggedOutput("stats", stats)
     # Summary of the frames and samples this chunk owns, for files.parquet.
     first = int(round((task.start_s - seg_start) * spec.frame_rate))
     last = int(round((task.end_s - seg_start) * spec.frame_rate))
@@ -276,6 +278,7 @@ class ComputeChunkFeatures(beam.DoFn):
     voiced = conf >= reports.VOICED_CONFIDENCE
     seconds = time.time() - started
     self.audio_ms.inc(int(round((task.end_s - task.start_s) * 1000)))
+    self.chunks_computed.inc()
     yield beam.pvalue.TaggedOutput("chunks", (task.path, {
         "frames": len(conf), "voiced_f0": f0[voiced].astype(np.float32),
         "loudness_sum": float(np.sum(loud, dtype=np.float64)),
@@ -291,78 +294,79 @@ class ComputeChunkFeatures(beam.DoFn):
             f"({audio_s / max(seconds, 1e-9):.1f} audio s/s)", file=sys.stderr, flush=True)
 
 
-def file_row(element):
-  """files.parquet row from a file's metadata and its chunk summaries."""
-  path, grouped = element
-  metas, chunks = list(grouped["meta"]), list(grouped["chunks"])
-  meta = metas[0]
-  f0 = (np.concatenate([c["voiced_f0"] for c in chunks]) if chunks else np.zeros(0))
-  frames = sum(c["frames"] for c in chunks)
-  samples = sum(c["samples"] for c in chunks)
-  midi = features_lib.hz_to_midi(f0) if len(f0) else None
-  loud_max = [c["loudness_max"] for c in chunks if c["loudness_max"] is not None]
+class FileRow(beam.DoFn):
+  """files.parquet row of a computed file; with a cache, it completes the file's entry."""
 
-  def stat(values, fn):
-    return float(fn(values)) if values is not None and len(values) else None
-  return {
-      "path": path, "status": "ok", "reason": None, "sha256": meta["sha256"],
-      "duration_s": meta["duration_s"], "sample_rate": meta["sample_rate"],
-      "channels": meta["channels"], "split": meta["split"],
-      "windows_train": sum(c["windows_train"] for c in chunks),
-      "windows_eval": sum(c["windows_eval"] for c in chunks),
-      "windows_dropped_silent": sum(c["dropped"] for c in chunks),
-      "voiced_fraction": len(f0) / frames if frames else None,
-      "f0_median_hz": stat(f0, np.median), "f0_min_hz": stat(f0, np.min),
-      "f0_max_hz": stat(f0, np.max),
-      "f0_median_midi": stat(midi, np.median), "f0_min_midi": stat(midi, np.min),
-      "f0_max_midi": stat(midi, np.max),
-      "loudness_mean_db": sum(c["loudness_sum"] for c in chunks) / frames if frames else None,
-      "loudness_max_db": max(loud_max) if loud_max else None,
-      "silent_fraction": sum(c["silent"] for c in chunks) / frames if frames else None,
-      "clipping_fraction": sum(c["clipped"] for c in chunks) / samples if samples else None,
-      "processing_s": meta["planning_s"] + sum(c["seconds"] for c in chunks),
-  }
+  def __init__(self, cache: Optional[prepare_cache.PrepareCache] = None):
+    super().__init__()
+    self.cache = cache
+
+  def process(self, element):
+    row = reports.file_row(element)
+    if self.cache:
+      chunks = len(list(element[1]["chunks"]))
+      self.cache.write_outcome(row["sha256"], row["path"], "file", row, chunks=chunks)
+    yield row
 
 
 def build_pipeline(pipeline: beam.Pipeline, paths: Sequence[str], staging: str,
-                   config: PrepareConfig, num_shards: int = 0):
-  """Adds the prepare transforms to `pipeline`, writing under `staging`."""
+                   config: PrepareConfig, num_shards: int = 0,
+                   cache: Optional[prepare_cache.PrepareCache] = None,
+                   cached: Sequence[tuple] = ()):
+  """Adds the prepare transforms to `pipeline`, writing under `staging`.
+
+  Args:
+    pipeline: The Beam pipeline.
+    paths: Recordings to compute.
+    staging: Output folder.
+    config: A `PrepareConfig`.
+    num_shards: TFRecord shards per split (0: the runner decides).
+    cache: Where computed recordings are kept (None: nowhere).
+    cached: (path, sha256) of recordings replayed from `cache` instead.
+  """
   planned = (pipeline
              | "Inputs" >> beam.Create(sorted(paths))
              | "ReshuffleFiles" >> beam.Reshuffle()
-             | "PlanChunks" >> beam.ParDo(PlanChunks(config)).with_outputs(
+             | "PlanChunks" >> beam.ParDo(PlanChunks(config, cache)).with_outputs(
                  "errors", "files", "file_meta", main="chunks"))
   computed = (planned.chunks
               | "ReshuffleChunks" >> beam.Reshuffle()
-              | "ComputeChunkFeatures" >> beam.ParDo(ComputeChunkFeatures(config)).with_outputs(
-                  "windows", "stats", "chunks", main="examples"))
+              | "ComputeChunkFeatures" >> beam.ParDo(ComputeChunkFeatures(config, cache))
+              .with_outputs("windows", "stats", "chunks", main="examples"))
+  file_rows = ({"meta": planned.file_meta, "chunks": computed.chunks}
+               | "GroupByFile" >> beam.CoGroupByKey()
+               | "FileRows" >> beam.ParDo(FileRow(cache)))
+  outputs = {"examples": [computed.examples], "windows": [computed.windows],
+             "stats": [computed.stats], "files": [file_rows, planned.files],
+             "errors": [planned.errors]}
+  if cached:
+    replayed = (pipeline
+                | "CachedInputs" >> beam.Create(sorted(cached))
+                | "ReshuffleCached" >> beam.Reshuffle()
+                | "ReplayCached" >> beam.ParDo(prepare_cache.ReplayCachedFiles(cache)).with_outputs(
+                    "windows", "stats", "files", "errors", main="examples"))
+    for name, pcolls in outputs.items():
+      pcolls.append(replayed[name])
+  merged = {name: (pcolls[0] if len(pcolls) == 1 else tuple(pcolls) | f"All{name}" >> beam.Flatten())
+            for name, pcolls in outputs.items()}
   splits = SPLITS if config.eval_fraction > 0 else ("train",)
   for split in splits:
-    (computed.examples
+    (merged["examples"]
      | f"Only{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
      | f"Bytes{split}" >> beam.Map(lambda kv: kv[1])
      | f"Write{split}" >> beam.io.WriteToTFRecord(
          os.path.join(staging, f"{split}.tfrecord"), num_shards=num_shards))
-  file_rows = ({"meta": planned.file_meta, "chunks": computed.chunks}
-               | "GroupByFile" >> beam.CoGroupByKey()
-               | "FileRows" >> beam.Map(file_row))
-  all_files = (file_rows, planned.files) | "AllFiles" >> beam.Flatten()
-  for name, pcoll, schema in (("files", all_files, reports.FILES_SCHEMA),
-                              ("windows", computed.windows, reports.WINDOWS_SCHEMA),
-                              ("errors", planned.errors, reports.ERRORS_SCHEMA)):
-    _ = pcoll | f"Write{name}Report" >> beam.io.WriteToParquet(
+  for name, schema in (("files", reports.FILES_SCHEMA), ("windows", reports.WINDOWS_SCHEMA),
+                       ("errors", reports.ERRORS_SCHEMA)):
+    _ = merged[name] | f"Write{name}Report" >> beam.io.WriteToParquet(
         os.path.join(staging, "reports", f"{name}.parquet"), schema, num_shards=1,
         shard_name_template="")
-  _ = (computed.stats
+  _ = (merged["stats"]
        | "Statistics" >> statistics.ComputeDatasetStatistics()
        | "StatsJson" >> beam.Map(lambda s: json.dumps(s, indent=1, sort_keys=True))
        | "WriteStatistics" >> beam.io.WriteToText(
            os.path.join(staging, "dataset_statistics.json"), num_shards=1,
            shard_name_template=""))
-
-
-class PipelineFailed(RuntimeError):
-  """The run itself failed (a worker died, storage failed, a bad option...)."""
 
 
 @dataclasses.dataclass
@@ -377,20 +381,32 @@ class PrepareResult:
     return 1 if self.errors else 0
 
 
-def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
-  """Beam options from pass-through flags, with the DirectRunner as the explicit default.
+def split_cached(paths: Sequence[str], cache: prepare_cache.PrepareCache,
+                 hashes: Optional[Dict[str, str]] = None):
+  """(paths to compute, [(path, sha) to replay]): a path is replayed when its entry is complete.
 
-  Without it Beam first tries to download the Prism runner (which fails
-  offline and falls back with a warning).
+  `hashes` gives known contents (path -> sha256); other local files are hashed
+  here, and files that cannot be read are left to the pipeline to report.
   """
-  args = list(beam_args)
-  if not any(a == "--runner" or a.startswith("--runner=") for a in args):
-    args.append("--runner=DirectRunner")
-  return PipelineOptions(args)
+  compute, replay = [], []
+  for path in paths:
+    sha = (hashes or {}).get(path)
+    if sha is None and inputs.is_local(path) and os.path.isfile(path):
+      try:
+        sha = prepare_cache.sha256_file(path)
+      except OSError:
+        sha = None
+    if sha and cache.complete(sha):
+      replay.append((path, sha))
+    else:
+      compute.append(path)
+  return compute, replay
 
 
 def run_prepare(patterns: Sequence[str], output: str, config: PrepareConfig,
-                beam_args: Sequence[str] = (), num_shards: int = 0) -> PrepareResult:
+                beam_args: Sequence[str] = (), num_shards: int = 0,
+                cache_dir: Optional[str] = None, hashes: Optional[Dict[str, str]] = None,
+                extra_info: Optional[dict] = None) -> PrepareResult:
   """Runs the prepare pipeline and publishes `output` atomically.
 
   Args:
@@ -400,6 +416,10 @@ def run_prepare(patterns: Sequence[str], output: str, config: PrepareConfig,
     beam_args: Pass-through Beam options (`--runner`, `--direct_num_workers`, ...).
     num_shards: TFRecord shards per split; 0 lets the runner decide (and
       streams records to disk; a fixed count groups them first).
+    cache_dir: Keep each recording's results here, by content and settings,
+      and replay them instead of computing them again (`pipelines.prepare_cache`).
+    hashes: Known sha256 of input paths (else local files are hashed).
+    extra_info: More keys for dataset.json.
 
   Returns:
     A `PrepareResult`.
@@ -407,6 +427,8 @@ def run_prepare(patterns: Sequence[str], output: str, config: PrepareConfig,
   paths = inputs.expand_inputs(patterns)
   if not paths:
     raise ValueError(f"no input file matches {list(patterns)}")
+  cache = prepare_cache.PrepareCache.for_config(cache_dir, config) if cache_dir else None
+  compute, replay = split_cached(paths, cache, hashes) if cache else (paths, [])
   output = os.path.abspath(output)
   parent = os.path.dirname(output)
   os.makedirs(parent, exist_ok=True)
@@ -415,18 +437,19 @@ def run_prepare(patterns: Sequence[str], output: str, config: PrepareConfig,
   try:
     started = time.time()
     if config.progress:
-      print(f"[prepare] {len(paths)} input file(s) -> {output}", file=sys.stderr, flush=True)
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-    build_pipeline(pipeline, paths, staging, config, num_shards)
+      print(f"[prepare] {len(paths)} input file(s) -> {output}"
+            + (f" ({len(replay)} from the cache, {len(compute)} to compute)" if cache else ""),
+            file=sys.stderr, flush=True)
+    pipeline = beam.Pipeline(options=runner.pipeline_options(beam_args))
+    build_pipeline(pipeline, compute, staging, config, num_shards, cache, replay)
     try:
-      result = pipeline.run()
-      result.wait_until_finish()
-    except Exception as e:  # pylint: disable=broad-except
-      raise PipelineFailed(
-          f"the Beam pipeline failed ({type(e).__name__}: {e}); nothing was published"
+      result = runner.run_and_wait(pipeline)
+    except runner.PipelineFailed as e:
+      raise runner.PipelineFailed(
+          f"{e}; nothing was published"
           + (", the previous output is unchanged" if os.path.exists(output) else "")) from e
-    counters = _counters(result)
-    info = _finish_staging(staging, config, len(paths), time.time() - started)
+    counters = runner.counters(result)
+    info = _finish_staging(staging, config, len(paths), time.time() - started, extra_info)
     errors = pq.read_table(os.path.join(staging, "reports", "errors.parquet")).to_pylist()
     publish.replace_directory(staging, output)
   except BaseException:
@@ -435,19 +458,8 @@ def run_prepare(patterns: Sequence[str], output: str, config: PrepareConfig,
   return PrepareResult(output, info, errors, counters)
 
 
-def _counters(result) -> dict:
-  try:
-    query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(NAMESPACE))
-  except Exception:  # pylint: disable=broad-except  # some runners have no metrics
-    return {}
-  out = {}
-  for counter in query["counters"]:
-    value = counter.committed if counter.committed is not None else counter.attempted
-    out[counter.key.metric.name] = out.get(counter.key.metric.name, 0) + (value or 0)
-  return out
-
-
-def _finish_staging(staging: str, config: PrepareConfig, n_inputs: int, seconds: float) -> dict:
+def _finish_staging(staging: str, config: PrepareConfig, n_inputs: int, seconds: float,
+                    extra_info: Optional[dict] = None) -> dict:
   """Writes dataset.json and _SUCCESS into the staging folder."""
   files = pq.read_table(os.path.join(staging, "reports", "files.parquet"))
   errors = pq.read_table(os.path.join(staging, "reports", "errors.parquet"))
@@ -470,7 +482,7 @@ def _finish_staging(staging: str, config: PrepareConfig, n_inputs: int, seconds:
              "chunk_secs": config.chunk_secs, "min_secs": config.min_secs,
              "silence_db": config.silence_db, "shards": shards,
              "file_patterns": {s: f"{s}.tfrecord-*" for s in SPLITS if shards[s]},
-             "wall_seconds": seconds})
+             "wall_seconds": seconds, **(extra_info or {})})
   with open(os.path.join(staging, examples_lib.DATASET_INFO_FILE), "w", encoding="utf-8") as f:
     json.dump(info, f, indent=1, sort_keys=True)
   if config.write_magenta_pickle:

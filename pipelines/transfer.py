@@ -35,11 +35,11 @@ from ddsp_core import features as features_lib
 from ddsp_core import model_dir as model_dir_lib
 from ddsp_core import render as render_lib
 from pipelines import inputs
-from pipelines import prepare
 from pipelines import publish
+from pipelines import runner
 from pipelines import transfer_report
 
-NAMESPACE = "ddsp_beam"
+NAMESPACE = runner.NAMESPACE
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "ddsp-beam", "models")
 
 
@@ -246,14 +246,38 @@ class TransferFn(beam.DoFn):
     self.models = [LoadedModel(name, path, self.config.cache_dir)
                    for name, path in self.model_paths.items()]
 
-  def process(self, path):
-    rows = transfer_file(path, self.models, self.config, self.outputs[path], self.crepe,
+  def process(self, element):
+    """`element`: an input path (through every model) or (path, [model names])."""
+    path, names = (element, None) if isinstance(element, str) else element
+    models = [m for m in self.models if names is None or m.name in names]
+    rows = transfer_file(path, models, self.config, self.outputs[path], self.crepe,
                          self.plots_dir, self.protected)
     for row in rows:
       (self.ok if row["status"] == "ok" else self.failed).inc()
       print(f"[transfer] {os.path.basename(path)} -> {row['model']}: {row['status']}",
             file=sys.stderr, flush=True)
       yield transfer_report.normalise(row)
+
+
+def build_transfer(pipeline: beam.Pipeline, work: Sequence, config: TransferConfig,
+                   model_paths: Dict[str, str], outputs: Dict[str, Dict[str, str]],
+                   plots_dir: Optional[str], protected: Sequence[str]):
+  """Adds the transfer to `pipeline`; returns the PCollection of report rows.
+
+  Args:
+    pipeline: The Beam pipeline.
+    work: Input paths (each through every model) or (path, [model names]).
+    config: A `TransferConfig`.
+    model_paths: Model name -> model dir or zip.
+    outputs: Input path -> model name -> output WAV path.
+    plots_dir: Folder for PNGs, or None.
+    protected: Paths never to write (the inputs).
+  """
+  return (pipeline
+          | "Inputs" >> beam.Create(list(work))
+          | "Reshuffle" >> beam.Reshuffle()
+          | "Transfer" >> beam.ParDo(TransferFn(config, model_paths, outputs, plots_dir,
+                                                protected)))
 
 
 @dataclasses.dataclass
@@ -288,15 +312,12 @@ def run_transfer(patterns: Sequence[str], models: Sequence[str], output: str,
   os.makedirs(output, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=f".reports.staging-{uuid.uuid4().hex[:6]}-", dir=output)
   try:
-    pipeline = beam.Pipeline(options=prepare.pipeline_options(beam_args))
-    _ = (pipeline
-         | "Inputs" >> beam.Create(paths)
-         | "Reshuffle" >> beam.Reshuffle()
-         | "Transfer" >> beam.ParDo(TransferFn(config, named, outputs, plots_dir, paths))
+    pipeline = beam.Pipeline(options=runner.pipeline_options(beam_args))
+    _ = (build_transfer(pipeline, paths, config, named, outputs, plots_dir, paths)
          | "Report" >> beam.io.WriteToParquet(os.path.join(staging, "transfer.parquet"),
                                               transfer_report.SCHEMA, num_shards=1,
                                               shard_name_template=""))
-    pipeline.run().wait_until_finish()
+    runner.run_and_wait(pipeline)
     rows = pq.read_table(os.path.join(staging, "transfer.parquet")).to_pylist()
     rows.sort(key=lambda r: (r["input_path"], r["model"]))
     publish.replace_directory(staging, os.path.join(output, "reports"))

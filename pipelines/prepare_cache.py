@@ -1,0 +1,181 @@
+"""Per-recording prepare results kept by content, so no recording is analysed twice.
+
+The prepare pipeline can keep what it computes for each recording in a cache
+keyed by the recording's content (sha256) and by the settings that shape the
+windows. A later run replays a complete entry instead of decoding the file and
+running CREPE again; only the dataset-wide steps (shards, statistics, reports)
+run over everything. Layout:
+
+    <cache>/<settings key>/<sha[:2]>/<sha>/
+        chunk-00000.tfrecord   the chunk's windows (serialized tf.train.Examples)
+        chunk-00000.npz        their splits and windows.parquet rows (JSON) and statistics inputs
+        file.json              the files.parquet row; written last: the entry is complete
+      or error.json            the errors.parquet row of a recording that cannot be used
+
+Every file is written under a temporary name and renamed, so a killed run
+leaves complete pieces or none; an entry counts only once `file.json` or
+`error.json` exists. The content is the same whatever the file is called: a
+renamed or copied recording is replayed under its new path.
+"""
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import tempfile
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from ddsp_core.version import __version__
+from pipelines.runner import NAMESPACE
+
+STATS_KEYS = ("pitch", "loudness", "confidence", "power")
+# Fields of PrepareConfig that do not change what is computed per recording.
+_NOT_PER_FILE = ("progress", "write_magenta_pickle")
+
+
+def settings_key(config) -> str:
+  """A short hash of the settings that change a recording's windows (and the version)."""
+  settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_PER_FILE}
+  settings["ddsp_beam_version"] = __version__
+  text = json.dumps(settings, sort_keys=True, default=str)
+  return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def sha256_file(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _write_atomic(path: str, write) -> None:
+  """Calls write(tmp_path), then renames tmp over `path`."""
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+  os.close(fd)
+  try:
+    write(tmp)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def _write_json(path: str, value) -> None:
+  def write(tmp):
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump(value, f)
+  _write_atomic(path, write)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareCache:
+  """One settings key's part of a prepare cache (picklable: workers write to it)."""
+  root: str
+  key: str
+
+  @classmethod
+  def for_config(cls, cache_dir: str, config) -> "PrepareCache":
+    return cls(os.path.abspath(cache_dir), settings_key(config))
+
+  def entry(self, sha: str) -> str:
+    return os.path.join(self.root, self.key, sha[:2], sha)
+
+  def complete(self, sha: str) -> bool:
+    entry = self.entry(sha)
+    return (os.path.exists(os.path.join(entry, "file.json")) or
+            os.path.exists(os.path.join(entry, "error.json")))
+
+  def write_chunk(self, sha: str, index: int, path: str, records: Sequence[Tuple[str, bytes]],
+                  windows: Sequence[dict], stats: Sequence[Dict[str, np.ndarray]]) -> None:
+    """Keeps one chunk's windows: records (split, serialized example), report rows, stats inputs."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    entry = self.entry(sha)
+    os.makedirs(entry, exist_ok=True)
+    stem = os.path.join(entry, f"chunk-{index:05d}")
+
+    def write_records(tmp):
+      with tf.io.TFRecordWriter(tmp) as writer:
+        for _, record in records:
+          writer.write(record)
+    _write_atomic(stem + ".tfrecord", write_records)
+    arrays = {"meta": np.array(json.dumps({"path": path, "splits": [s for s, _ in records],
+                                            "windows": list(windows)}))}
+    for key in STATS_KEYS:
+      parts = [np.asarray(s[key], np.float64) for s in stats]
+      arrays[key] = np.concatenate(parts) if parts else np.zeros(0)
+      arrays[key + "_len"] = np.array([len(p) for p in parts], np.int64)
+
+    def write_arrays(tmp):
+      with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    _write_atomic(stem + ".npz", write_arrays)  # last: the chunk is complete
+
+  def write_outcome(self, sha: str, path: str, kind: str, row: dict,
+                    chunks: Optional[int] = None) -> None:
+    """Marks an entry complete: kind 'file' (a files.parquet row) or 'error'."""
+    entry = self.entry(sha)
+    os.makedirs(entry, exist_ok=True)
+    _write_json(os.path.join(entry, f"{kind}.json"), {"path": path, "row": row, "chunks": chunks})
+
+  def read_chunks(self, sha: str) -> List[str]:
+    return sorted(glob.glob(os.path.join(self.entry(sha), "chunk-*.npz")))
+
+
+def _renamed_example(record: bytes, path: str) -> bytes:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  example = tf.train.Example.FromString(record)
+  feature = example.features.feature["source_path"]
+  del feature.bytes_list.value[:]
+  feature.bytes_list.value.append(path.encode("utf-8"))
+  return example.SerializeToString()
+
+
+class ReplayCachedFiles(beam.DoFn):
+  """(path, sha) of a complete cache entry -> the outputs the pipeline would compute.
+
+  Main output: (split, serialized example); tagged: 'windows', 'stats',
+  'files', 'errors' (the same elements as the computing path).
+  """
+
+  def __init__(self, cache: PrepareCache):
+    super().__init__()
+    self.cache = cache
+    self.files_cached = Metrics.counter(NAMESPACE, "files_cached")
+    self.windows = {s: Metrics.counter(NAMESPACE, f"windows_{s}") for s in ("train", "eval")}
+
+  def process(self, element):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    path, sha = element
+    entry = self.cache.entry(sha)
+    self.files_cached.inc()
+    error = os.path.join(entry, "error.json")
+    if os.path.exists(error):
+      with open(error, encoding="utf-8") as f:
+        kept = json.load(f)
+      row = dict(kept["row"], path=path, message=kept["row"]["message"].replace(kept["path"], path))
+      yield beam.pvalue.TaggedOutput("errors", row)
+      return
+    with open(os.path.join(entry, "file.json"), encoding="utf-8") as f:
+      kept = json.load(f)
+    chunks = self.cache.read_chunks(sha)
+    if kept["chunks"] is not None and len(chunks) != kept["chunks"]:
+      raise RuntimeError(f"prepare cache entry {entry} is incomplete "
+                         f"({len(chunks)} of {kept['chunks']} chunks); delete it")
+    for npz in chunks:
+      with np.load(npz, allow_pickle=False) as arrays:
+        meta = json.loads(str(arrays["meta"]))
+        stats = {k: np.split(arrays[k], np.cumsum(arrays[k + "_len"])[:-1]) for k in STATS_KEYS}
+      rename = meta["path"] != path
+      records = tf.data.TFRecordDataset(npz[:-4] + ".tfrecord").as_numpy_iterator()
+      for i, (split, record) in enumerate(zip(meta["splits"], records, strict=True)):
+        self.windows[split].inc()
+        yield (split, _renamed_example(record, path) if rename else record)
+        yield beam.pvalue.TaggedOutput("windows", dict(meta["windows"][i], path=path))
+        yield beam.pvalue.TaggedOutput("stats", {k: stats[k][i] for k in STATS_KEYS})
+    yield beam.pvalue.TaggedOutput("files", dict(kept["row"], path=path))
