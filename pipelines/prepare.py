@@ -129,8 +129,8 @@ class PlanChunks(beam.DoFn):
     start = time.time()
     sha = None
     try:
+      info = audio_lib.audio_info(local)  # first: it refuses FIFOs and folders, which hashing would not
       sha = prepare_cache.sha256_file(local)
-      info = audio_lib.audio_info(local)
       if info.duration_s < cfg.min_secs:
         self.files_skipped.inc()
         row = reports.skipped_row(path, sha, info, f"shorter than --min_secs={cfg.min_secs:g} s "
@@ -150,8 +150,11 @@ class PlanChunks(beam.DoFn):
       self.files_failed.inc()
       e = audio_lib.AudioDecodeError(path, e.reason, e.kind)  # name the input, not a local copy
       row = reports.error_row(path, "decode", e)
-      if self.cache and sha and e.kind != "unreadable":
-        self.cache.write_outcome(sha, path, "error", row)
+      if self.cache and e.kind != "unreadable" and os.path.isfile(local):
+        try:  # kept by content, so an unchanged broken file is not decoded again
+          self.cache.write_outcome(sha or prepare_cache.sha256_file(local), path, "error", row)
+        except OSError:
+          pass
       yield beam.pvalue.TaggedOutput("errors", row)
       return
     except OSError as e:  # not kept: a read failure may pass

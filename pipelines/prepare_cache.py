@@ -87,9 +87,16 @@ class PrepareCache:
     return os.path.join(self.root, self.key, sha[:2], sha)
 
   def complete(self, sha: str) -> bool:
+    """Whether the entry can be replayed: an error, or a file row with all its chunks."""
     entry = self.entry(sha)
-    return (os.path.exists(os.path.join(entry, "file.json")) or
-            os.path.exists(os.path.join(entry, "error.json")))
+    if os.path.exists(os.path.join(entry, "error.json")):
+      return True
+    try:
+      with open(os.path.join(entry, "file.json"), encoding="utf-8") as f:
+        chunks = json.load(f)["chunks"]
+    except (OSError, ValueError, KeyError):
+      return False
+    return chunks is None or len(self.read_chunks(sha)) == chunks
 
   def write_chunk(self, sha: str, index: int, path: str, records: Sequence[Tuple[str, bytes]],
                   windows: Sequence[dict], stats: Sequence[Dict[str, np.ndarray]]) -> None:

@@ -11,6 +11,7 @@ directly, the pipeline calls it in a DoFn whose `setup` loads the models once.
 """
 
 import dataclasses
+import io
 import json
 import os
 import re
@@ -141,9 +142,14 @@ def _summary(f0_hz, loudness_db, confidence=None):
 
 
 def _write_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
+  """16-bit WAV, encoded in memory and written by Python, so that a storage error is
+  reported as itself ('No space left on device'), not as libsndfile's 'System error'."""
+  buffer = io.BytesIO()
+  sf.write(buffer, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with publish.atomic_file(path) as tmp:
-    sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    with open(tmp, "wb") as f:
+      f.write(buffer.getbuffer())
 
 
 def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConfig,

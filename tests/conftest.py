@@ -1,6 +1,8 @@
 """Shared test set-up: paths to the shared corpus, tiny audio makers, slow marks."""
 
 import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -55,3 +57,12 @@ def write_wav(tmp_path):
     sf.write(str(path), data, sample_rate, subtype=subtype, format=fmt)
     return str(path)
   return _write
+
+
+def mount_tmpfs(path, size: str) -> bool:
+  """Mounts a tmpfs of `size` (e.g. '3m') at `path` to simulate a full disk; False if it cannot."""
+  if os.geteuid() != 0 or not shutil.which("mount"):
+    return False
+  path.mkdir()
+  return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                        capture_output=True, check=False).returncode == 0

@@ -1,7 +1,6 @@
 """Faults during a prepare run: a worker process killed, the output storage full."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import tone
+from tests.conftest import mount_tmpfs, tone
 from tests.pipelines.test_prepare import read_records, run_cli
 
 
@@ -65,17 +64,9 @@ def test_a_worker_process_killed_mid_run(tmp_path, corpus):
   assert len(windows) == len(read_records(str(out))) == 14 + 15 + 16
 
 
-def _mount_tmpfs(path, size):
-  if os.geteuid() != 0 or not shutil.which("mount"):
-    return False
-  path.mkdir()
-  return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                        capture_output=True).returncode == 0
-
-
 def test_full_storage_keeps_the_previous_dataset(tmp_path, write_wav, capsys):
   disk = tmp_path / "disk"
-  if not _mount_tmpfs(disk, "3m"):
+  if not mount_tmpfs(disk, "3m"):
     pytest.skip("needs root and mount to simulate a full disk")
   try:
     small = write_wav("in/small.wav", tone(300, 2.0, harmonics=2))

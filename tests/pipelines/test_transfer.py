@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import subprocess
 import zipfile
 
 import numpy as np
@@ -17,7 +18,7 @@ from jobs import cli
 from jobs import train
 from pipelines import transfer
 from pipelines import transfer_report
-from tests.conftest import DEMO_CORPUS
+from tests.conftest import DEMO_CORPUS, mount_tmpfs, tone
 
 TINY = ["--crepe_model", "tiny", "--no_progress"]
 
@@ -163,3 +164,33 @@ def test_gin_from_a_model_dir_is_checked(model, tmp_path):
       model_dir_lib.load_model(str(bad))
   info = json.load(open(os.path.join(model_dir, "model.json")))
   assert info["frame_rate"] == 250
+
+
+def test_full_storage_during_transfer(model, tmp_path, write_wav, capsys):
+  """The output disk fills up: the cause is named, earlier outputs are intact, nothing half-written."""
+  disk = tmp_path / "disk"
+  if not mount_tmpfs(disk, "1m"):
+    pytest.skip("needs root and mount to simulate a full disk")
+  try:
+    model_dir, _ = model
+    short = write_wav("in/short.wav", tone(330, 2.0, harmonics=3))
+    out = disk / "out"
+    args = ["--model", f"violin={model_dir}", "--output", str(out), "--crepe_model", "tiny"]
+    assert cli.main(["transfer", "--input", short] + args) == 0
+    wav = out / "violin" / "short.wav.wav"
+    before = wav.read_bytes()
+    long = write_wav("in/long.wav", tone(330, 40.0, harmonics=3))  # 1.3 MB of output: too much
+    capsys.readouterr()
+    rc = cli.main(["transfer", "--input", long, "--input", short] + args)
+    err = capsys.readouterr().err
+    assert rc in (1, 2) and "No space left on device" in err, err[-2000:]
+    assert wav.read_bytes() == before  # the earlier output, whole
+    assert not (out / "violin" / "long.wav.wav").exists()
+    leftovers = [os.path.join(d, f) for d, _, files in os.walk(disk) for f in files
+                 if f.endswith(".tmp") or "staging" in d]
+    assert not leftovers
+    if rc == 1:  # the report was written: the row says why
+      rows = {os.path.basename(r["input_path"]): r for r in transfer.read_report(str(out)).to_pylist()}
+      assert rows["long.wav"]["status"] == "failed" and rows["long.wav"]["stage"] == "write"
+  finally:
+    subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -1,0 +1,68 @@
+"""prepare --cache_dir: recordings are analysed once and replayed, under any name, bit for bit."""
+
+import glob
+import os
+import shutil
+
+import pyarrow.parquet as pq
+
+from pipelines import examples
+from pipelines import prepare
+from pipelines import prepare_cache
+from tests.conftest import tone
+from tests.pipelines.test_prepare import read_records
+
+CONFIG = prepare.PrepareConfig(
+    window=examples.WindowSpec(example_secs=1.0), crepe_model="tiny", progress=False)
+
+
+def _reports(out):
+  tables = {}
+  for name in ("files", "windows", "errors"):
+    rows = pq.read_table(os.path.join(out, "reports", f"{name}.parquet")).to_pylist()
+    for r in rows:
+      r.pop("processing_s", None)
+    tables[name] = sorted(rows, key=lambda r: (r["path"], r.get("start_s", 0)))
+  return tables
+
+
+def test_cache_replays_what_it_computed(tmp_path, write_wav):
+  write_wav("in/a.wav", tone(220.0, 2.5))
+  write_wav("in/b.wav", tone(330.0, 2.5, harmonics=3))
+  (tmp_path / "in" / "empty.wav").write_bytes(b"")
+  cache = str(tmp_path / "cache")
+  pattern = [str(tmp_path / "in" / "*.wav")]
+
+  first = prepare.run_prepare(pattern, str(tmp_path / "one"), CONFIG, cache_dir=cache)
+  assert first.counters["chunks_computed"] == 2 and "files_cached" not in first.counters
+  assert first.exit_code == 1  # the empty file
+  second = prepare.run_prepare(pattern, str(tmp_path / "two"), CONFIG, cache_dir=cache)
+  assert second.counters["files_cached"] == 3 and "chunks_computed" not in second.counters
+  one, two = read_records(str(tmp_path / "one")), read_records(str(tmp_path / "two"))
+  assert one.keys() == two.keys() and len(one) == 2 * 2
+  for key, ex in one.items():
+    for feature in ("audio", "f0_hz", "f0_confidence", "loudness_db"):
+      assert (ex[feature] == two[key][feature]).all(), (key, feature)
+  assert _reports(str(tmp_path / "one")) == _reports(str(tmp_path / "two"))
+  stats = [open(os.path.join(tmp_path, d, "dataset_statistics.json"), encoding="utf-8").read()
+           for d in ("one", "two")]
+  assert stats[0] == stats[1]
+
+  # Renamed: replayed under the new path; an entry missing a chunk is computed again.
+  os.rename(tmp_path / "in" / "a.wav", tmp_path / "in" / "renamed.wav")
+  b_sha = prepare_cache.sha256_file(str(tmp_path / "in" / "b.wav"))
+  entry = prepare_cache.PrepareCache.for_config(cache, CONFIG).entry(b_sha)
+  os.remove(glob.glob(os.path.join(entry, "chunk-*.npz"))[0])
+  third = prepare.run_prepare(pattern, str(tmp_path / "three"), CONFIG, cache_dir=cache)
+  assert third.counters["files_cached"] == 2 and third.counters["chunks_computed"] == 1
+  records = read_records(str(tmp_path / "three"))
+  assert sorted({k[0] for k in records}) == ["b.wav", "renamed.wav"]
+  renamed = [ex for k, ex in records.items() if k[0] == "renamed.wav"]
+  assert all(ex["source_path"].endswith("renamed.wav") for ex in renamed)
+  assert (renamed[0]["audio"] == one[("a.wav", 0.0)]["audio"]).all()
+
+  # Other settings: other entries.
+  other = prepare.PrepareConfig(window=examples.WindowSpec(example_secs=2.0), crepe_model="tiny",
+                                progress=False)
+  assert prepare_cache.settings_key(other) != prepare_cache.settings_key(CONFIG)
+  shutil.rmtree(cache)
