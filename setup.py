@@ -46,6 +46,8 @@ setup(
         # selenium drives Debian's chromium/chromedriver to check the HTML report.
         "test": ["pytest>=8", "pytest-timeout", "ruff", "selenium>=4.20"],
         "gcp": ["apache-beam[gcp]"],
+        # Beam's DaskRunner (`--runner=dask`): a Dask cluster, or a LocalCluster started here.
+        "dask": ["dask[distributed]>=2024.4.2"],
         # Installs the CUDA-enabled TensorFlow wheel; pip the `[gpu]` extra with
         # `--no-deps` on tensorflow-cpu removed (see README).
         "gpu": ["tensorflow[and-cuda]>=2.16"],

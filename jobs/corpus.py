@@ -48,6 +48,7 @@ from pipelines import inputs
 from pipelines import prepare
 from pipelines import prepare_cache
 from pipelines import publish
+from pipelines import runner
 from pipelines import transfer
 from pipelines import transfer_cache
 
@@ -150,12 +151,13 @@ class CorpusRun:
         _log(f"run {self.run_id}: {self.config.path} -> {self.root}")
         report = None
         try:
-          for ds in self.config.datasets.values():
-            self._stage(f"prepare:{ds.name}", self._prepare, ds)
-          for model in self.config.models.values():
-            self._stage(f"train:{model.name}", self._train, model)
-          if self.config.transfer:
-            self._stage("transfer", self._transfer)
+          with runner.beam_session(self.beam_args) as self.beam_args:  # one Dask cluster, if any
+            for ds in self.config.datasets.values():
+              self._stage(f"prepare:{ds.name}", self._prepare, ds)
+            for model in self.config.models.values():
+              self._stage(f"train:{model.name}", self._train, model)
+            if self.config.transfer:
+              self._stage("transfer", self._transfer)
         finally:
           exit_code = max([s.exit_code for s in self.stages], default=EXIT_OK)
           summary = self._summary(started, exit_code)
@@ -220,8 +222,9 @@ class CorpusRun:
           cache_dir=self.path("cache", "prepare"), hashes={p: h for p, h in hashes.items() if h},
           extra_info={"corpus_fingerprint": fingerprint, "corpus_run": self.run_id})
       c = result.counters
-      counters.update(files_computed=c.get("files_read", 0) + c.get("files_failed", 0) +
-                      c.get("files_skipped", 0), files_cached=c.get("files_cached", 0),
+      counters.update(files_computed=c.get("files_computed", c.get("files_read", 0) +
+                                           c.get("files_failed", 0) + c.get("files_skipped", 0)),
+                      files_cached=c.get("files_cached", 0),
                       chunks_computed=c.get("chunks_computed", 0))
       info, errors, status, message = result.info, result.errors, "ok", "dataset rebuilt"
     counters.update({k: info["counts"][k] for k in ("windows_train", "windows_eval", "files_ok",

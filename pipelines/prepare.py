@@ -384,14 +384,12 @@ class PrepareResult:
     return 1 if self.errors else 0
 
 
-def split_cached(paths: Sequence[str], cache: prepare_cache.PrepareCache,
-                 hashes: Optional[Dict[str, str]] = None):
-  """(paths to compute, [(path, sha) to replay]): a path is replayed when its entry is complete.
+def content_hashes(paths: Sequence[str], hashes: Optional[Dict[str, str]] = None):
+  """path -> sha256 for local regular files (from `hashes` when known), else None.
 
-  `hashes` gives known contents (path -> sha256); other local files are hashed
-  here, and files that cannot be read are left to the pipeline to report.
+  Files that cannot be read are left to the pipeline to report.
   """
-  compute, replay = [], []
+  out = {}
   for path in paths:
     sha = (hashes or {}).get(path)
     if sha is None and inputs.is_local(path) and os.path.isfile(path):
@@ -399,10 +397,16 @@ def split_cached(paths: Sequence[str], cache: prepare_cache.PrepareCache,
         sha = prepare_cache.sha256_file(path)
       except OSError:
         sha = None
-    if sha and cache.complete(sha):
-      replay.append((path, sha))
-    else:
-      compute.append(path)
+    out[path] = sha
+  return out
+
+
+def split_cached(paths: Sequence[str], cache: prepare_cache.PrepareCache,
+                 hashes: Optional[Dict[str, str]] = None):
+  """(paths to compute, [(path, sha) to replay]): a path is replayed when its entry is complete."""
+  shas = content_hashes(paths, hashes)
+  compute = [p for p in paths if not (shas[p] and cache.complete(shas[p]))]
+  replay = [(p, shas[p]) for p in paths if shas[p] and cache.complete(shas[p])]
   return compute, replay
 
 
@@ -430,12 +434,15 @@ def run_prepare(patterns: Sequence[str], output: str, config: PrepareConfig,
   paths = inputs.expand_inputs(patterns)
   if not paths:
     raise ValueError(f"no input file matches {list(patterns)}")
-  cache = prepare_cache.PrepareCache.for_config(cache_dir, config) if cache_dir else None
-  compute, replay = split_cached(paths, cache, hashes) if cache else (paths, [])
   output = os.path.abspath(output)
   parent = os.path.dirname(output)
   os.makedirs(parent, exist_ok=True)
   staging = os.path.join(parent, f".{os.path.basename(output)}.staging-{uuid.uuid4().hex[:8]}")
+  temporary_cache = None
+  if cache_dir is None and runner.is_dask(beam_args):  # Dask works through a cache
+    cache_dir = temporary_cache = staging + "-cache"
+  cache = prepare_cache.PrepareCache.for_config(cache_dir, config) if cache_dir else None
+  compute, replay = split_cached(paths, cache, hashes) if cache else (paths, [])
   os.makedirs(os.path.join(staging, "reports"))
   try:
     started = time.time()
@@ -443,21 +450,32 @@ def run_prepare(patterns: Sequence[str], output: str, config: PrepareConfig,
       print(f"[prepare] {len(paths)} input file(s) -> {output}"
             + (f" ({len(replay)} from the cache, {len(compute)} to compute)" if cache else ""),
             file=sys.stderr, flush=True)
-    pipeline = beam.Pipeline(options=runner.pipeline_options(beam_args))
-    build_pipeline(pipeline, compute, staging, config, num_shards, cache, replay)
+    analysed = {}
     try:
-      result = runner.run_and_wait(pipeline)
+      with runner.beam_session(beam_args) as args:
+        if runner.is_dask(beam_args) and compute:
+          from pipelines import prepare_chains  # pylint: disable=g-import-not-at-top
+          analysed = dict(prepare_chains.analyse_into_cache(compute, config, cache, args, hashes),
+                          files_cached=len(replay))
+          compute, replay = split_cached(paths, cache, hashes)
+          args = []  # the dataset is assembled here, from the cache
+        pipeline = beam.Pipeline(options=runner.pipeline_options(args))
+        build_pipeline(pipeline, compute, staging, config, num_shards, cache, replay)
+        result = runner.run_and_wait(pipeline)
     except runner.PipelineFailed as e:
       raise runner.PipelineFailed(
           f"{e}; nothing was published"
           + (", the previous output is unchanged" if os.path.exists(output) else "")) from e
-    counters = runner.counters(result)
+    counters = dict(runner.counters(result), **analysed)
     info = _finish_staging(staging, config, len(paths), time.time() - started, extra_info)
     errors = pq.read_table(os.path.join(staging, "reports", "errors.parquet")).to_pylist()
     publish.replace_directory(staging, output)
   except BaseException:
     publish.remove_tree(staging)
     raise
+  finally:
+    if temporary_cache:
+      publish.remove_tree(temporary_cache)
   return PrepareResult(output, info, errors, counters)
 
 

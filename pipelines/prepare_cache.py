@@ -11,6 +11,7 @@ run over everything. Layout:
         chunk-00000.npz        their splits and windows.parquet rows (JSON) and statistics inputs
         file.json              the files.parquet row; written last: the entry is complete
       or error.json            the errors.parquet row of a recording that cannot be used
+        plan.json              its chunks, when planning and computing are separate passes (Dask)
 
 Every file is written under a temporary name and renamed, so a killed run
 leaves complete pieces or none; an entry counts only once `file.json` or
@@ -129,6 +130,19 @@ class PrepareCache:
     entry = self.entry(sha)
     os.makedirs(entry, exist_ok=True)
     _write_json(os.path.join(entry, f"{kind}.json"), {"path": path, "row": row, "chunks": chunks})
+
+  def write_plan(self, sha: str, path: str, meta: dict, tasks: Sequence[dict]) -> None:
+    """The chunk plan of a valid recording (for runners that plan and compute in two passes)."""
+    entry = self.entry(sha)
+    os.makedirs(entry, exist_ok=True)
+    _write_json(os.path.join(entry, "plan.json"), {"path": path, "meta": meta, "tasks": list(tasks)})
+
+  def read_plan(self, sha: str) -> Optional[dict]:
+    try:
+      with open(os.path.join(self.entry(sha), "plan.json"), encoding="utf-8") as f:
+        return json.load(f)
+    except (OSError, ValueError):
+      return None
 
   def read_chunks(self, sha: str) -> List[str]:
     return sorted(glob.glob(os.path.join(self.entry(sha), "chunk-*.npz")))

@@ -11,6 +11,7 @@ directly, the pipeline calls it in a DoFn whose `setup` loads the models once.
 """
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -118,6 +119,28 @@ def resolve_model(path: str, cache_dir: str = DEFAULT_CACHE) -> str:
   if os.path.isfile(path) and path.lower().endswith(".zip"):
     return archive.extract_zip(path, cache_dir)
   return path
+
+
+_LOADED = {}
+
+
+def load_model_once(name: str, path: str, cache_dir: str = DEFAULT_CACHE) -> "LoadedModel":
+  """A `LoadedModel`, loaded once per process while its files are unchanged.
+
+  Runners that set a DoFn up for every bundle (Beam's DaskRunner) would
+  otherwise load every model again for every file.
+  """
+  marker = os.path.join(path, "checkpoint") if os.path.isdir(path) else path
+  try:
+    stamp = os.stat(marker).st_mtime_ns
+  except OSError:
+    stamp = None
+  key = (name, os.path.abspath(path), stamp, cache_dir)
+  if key not in _LOADED:
+    if len(_LOADED) >= 8:
+      _LOADED.clear()
+    _LOADED[key] = LoadedModel(name, path, cache_dir)
+  return _LOADED[key]
 
 
 class LoadedModel:
@@ -249,7 +272,7 @@ class TransferFn(beam.DoFn):
 
   def setup(self):
     self.crepe = crepe_lib.get_model(self.config.crepe_model)
-    self.models = [LoadedModel(name, path, self.config.cache_dir)
+    self.models = [load_model_once(name, path, self.config.cache_dir)
                    for name, path in self.model_paths.items()]
 
   def process(self, element):
@@ -286,6 +309,41 @@ def build_transfer(pipeline: beam.Pipeline, work: Sequence, config: TransferConf
                                                 protected)))
 
 
+def row_file_name(input_path: str, model: str) -> str:
+  return hashlib.sha1(f"{input_path}\0{model}".encode("utf-8")).hexdigest() + ".json"
+
+
+class WriteRowJson(beam.DoFn):
+  """Writes each report row to `<directory>/<hash of input and model>.json`.
+
+  The report is assembled from these files where the pipeline was started: a
+  sink that every runner runs (Beam's file sinks need side inputs, which the
+  DaskRunner cannot give), and a row written twice is still one file.
+  """
+
+  def __init__(self, directory: str):
+    super().__init__()
+    self.directory = directory
+
+  def process(self, row):
+    os.makedirs(self.directory, exist_ok=True)
+    with publish.atomic_file(os.path.join(self.directory, row_file_name(
+        row["input_path"], row["model"]))) as tmp:
+      with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(row, f)
+    yield row["input_path"]
+
+
+def read_row_files(directory: str) -> List[dict]:
+  rows = []
+  if os.path.isdir(directory):
+    for name in sorted(os.listdir(directory)):
+      if name.endswith(".json"):
+        with open(os.path.join(directory, name), encoding="utf-8") as f:
+          rows.append(json.load(f))
+  return rows
+
+
 @dataclasses.dataclass
 class TransferResult:
   output: str
@@ -318,14 +376,16 @@ def run_transfer(patterns: Sequence[str], models: Sequence[str], output: str,
   os.makedirs(output, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=f".reports.staging-{uuid.uuid4().hex[:6]}-", dir=output)
   try:
-    pipeline = beam.Pipeline(options=runner.pipeline_options(beam_args))
-    _ = (build_transfer(pipeline, paths, config, named, outputs, plots_dir, paths)
-         | "Report" >> beam.io.WriteToParquet(os.path.join(staging, "transfer.parquet"),
-                                              transfer_report.SCHEMA, num_shards=1,
-                                              shard_name_template=""))
-    runner.run_and_wait(pipeline)
-    rows = pq.read_table(os.path.join(staging, "transfer.parquet")).to_pylist()
-    rows.sort(key=lambda r: (r["input_path"], r["model"]))
+    rows_dir = os.path.join(staging, "rows")
+    with runner.beam_session(beam_args) as args:
+      pipeline = beam.Pipeline(options=runner.pipeline_options(args))
+      _ = (build_transfer(pipeline, paths, config, named, outputs, plots_dir, paths)
+           | "Rows" >> beam.ParDo(WriteRowJson(rows_dir)))
+      runner.run_and_wait(pipeline)
+    rows = sorted(read_row_files(rows_dir), key=lambda r: (r["input_path"], r["model"]))
+    pq.write_table(pa.Table.from_pylist(rows, schema=transfer_report.SCHEMA),
+                   os.path.join(staging, "transfer.parquet"))
+    publish.remove_tree(rows_dir)
     publish.replace_directory(staging, os.path.join(output, "reports"))
   except BaseException:
     publish.remove_tree(staging)

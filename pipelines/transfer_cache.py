@@ -83,31 +83,34 @@ class TransferCache:
 
 
 class CommitTransfer(beam.DoFn):
-  """Moves a rendered row's WAV and plot into its cache entry and writes row.json last."""
+  """Moves a rendered row's WAV and plot into its cache entry and writes row.json last;
+  then writes {"key", "row"} to `rows_dir` for the driver (see `transfer.WriteRowJson`)."""
 
-  def __init__(self, cache: TransferCache, keys: Dict[Tuple[str, str], Optional[str]]):
+  def __init__(self, cache: TransferCache, keys: Dict[Tuple[str, str], Optional[str]],
+               rows_dir: str):
     super().__init__()
     self.cache = cache
     self.keys = keys
+    self.rows_dir = rows_dir
     self.rendered = Metrics.counter(runner.NAMESPACE, "transfers_rendered")
 
   def process(self, row):
     self.rendered.inc()
     key = self.keys.get((row["input_path"], row["model"]))
-    if key is None:  # content unknown (unreadable input): reported, not kept
-      yield (None, row)
-      return
-    entry = self.cache.entry(key)
-    os.makedirs(entry, exist_ok=True)
     kept = dict(row)
-    for column, name in (("output_path", "output.wav"), ("plot_path", "plot.png")):
-      if row.get(column):
-        os.replace(row[column], os.path.join(entry, name))
-        kept[column] = name
-    with publish.atomic_file(os.path.join(entry, "row.json")) as tmp:
-      with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(kept, f)
-    yield (key, kept)
+    if key is not None:  # else the content is unknown (unreadable input): reported, not kept
+      entry = self.cache.entry(key)
+      os.makedirs(entry, exist_ok=True)
+      for column, name in (("output_path", "output.wav"), ("plot_path", "plot.png")):
+        if row.get(column):
+          os.replace(row[column], os.path.join(entry, name))
+          kept[column] = name
+      with publish.atomic_file(os.path.join(entry, "row.json")) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+          json.dump(kept, f)
+    yield from transfer.WriteRowJson(self.rows_dir).process({"key": key, "row": kept,
+                                                              "input_path": row["input_path"],
+                                                              "model": row["model"]})
 
 
 def render_pairs(pairs: Dict[str, List[str]], keys: Dict[Tuple[str, str], Optional[str]],
@@ -124,16 +127,13 @@ def render_pairs(pairs: Dict[str, List[str]], keys: Dict[Tuple[str, str], Option
   outputs = {path: {name: os.path.join(work_dir, name, f"{keys[(path, name)] or 'nokey'}.wav")
                     for name in names} for path, names in pairs.items()}
   plots_dir = os.path.join(work_dir, "plots") if config.plots else None
-  results = os.path.join(work_dir, "rows.jsonl")
+  rows_dir = os.path.join(work_dir, "rows")
   pipeline = beam.Pipeline(options=runner.pipeline_options(beam_args))
   _ = (transfer.build_transfer(pipeline, sorted(pairs.items()), config, model_paths, outputs,
                                plots_dir, protected)
-       | "Commit" >> beam.ParDo(CommitTransfer(cache, keys))
-       | "Json" >> beam.Map(json.dumps)
-       | "Rows" >> beam.io.WriteToText(results, num_shards=1, shard_name_template=""))
+       | "Commit" >> beam.ParDo(CommitTransfer(cache, keys, rows_dir)))
   result = runner.run_and_wait(pipeline, "the transfer pipeline")
-  with open(results, encoding="utf-8") as f:
-    rendered = [tuple(json.loads(line)) for line in f if line.strip()]
+  rendered = [(r["key"], r["row"]) for r in transfer.read_row_files(rows_dir)]
   return rendered, runner.counters(result)
 
 

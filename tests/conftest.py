@@ -66,3 +66,12 @@ def mount_tmpfs(path, size: str) -> bool:
   path.mkdir()
   return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
                         capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+  """A Dask cluster on this machine: a scheduler and 2 worker processes over TCP on loopback."""
+  distributed = pytest.importorskip("distributed")
+  with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                host="127.0.0.1", dashboard_address=None) as cluster:
+    yield cluster
