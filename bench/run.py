@@ -16,7 +16,11 @@ Figures (each a median over --repeats runs where cheap):
   compiled (`tf.function`) vs the same step as a plain eager loop;
 - transfer real-time factor (compute seconds per audio second) of one
   11.9 s recording: the whole per-file step, its feature extraction and its
-  synthesis, next to the synthesis alone (`Renderer.render`).
+  synthesis, next to the synthesis alone (`Renderer.render`);
+- runners: `ddsp-beam prepare` (tiny) on train/ with the DirectRunner in one
+  process and with 2 worker processes, and on a Dask LocalCluster of 2
+  worker processes (`--runner=dask --dask_workers=2`, cluster start included),
+  each against the in-process DirectRunner.
 """
 
 import argparse
@@ -189,8 +193,8 @@ def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--quick", action="store_true", help="skip the full-model and 1-hour figures")
   ap.add_argument("--repeats", type=int, default=3)
-  ap.add_argument("--sections", default="features,prepare,training,transfer",
-                  help="comma-separated subset of: features, prepare, training, transfer")
+  ap.add_argument("--sections", default="features,prepare,training,transfer,runners",
+                  help="comma-separated subset of: features, prepare, training, transfer, runners")
   ap.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                 f"{datetime.date.today().isoformat()}.md"))
   args = ap.parse_args(argv)
@@ -214,6 +218,8 @@ def main(argv=None):
     training_figures(add, quick=args.quick)
   if "transfer" in sections:
     transfer_figures(add, quick=args.quick)
+  if "runners" in sections:
+    runner_figures(add, train, args.repeats)
   write_results(rows, args)
   return 0
 
@@ -268,6 +274,30 @@ def crepe_and_prepare_figures(add, args, train, roof):
           f"{wall:.0f} s wall; target < 3072 MB")
       shutil.rmtree(os.path.join(tmp, "dshour"), ignore_errors=True)
 
+
+
+def runner_figures(add, train, repeats):
+  """prepare throughput on the DirectRunner (1 and 2 workers) and on a 2-worker Dask LocalCluster."""
+  audio_s = sum(sf.info(p).duration for p in train)
+  modes = {"DirectRunner, in process": [],
+           "DirectRunner, 2 worker processes": ["--direct_running_mode=multi_processing",
+                                                "--direct_num_workers=2"],
+           "Dask LocalCluster, 2 worker processes": ["--runner=dask", "--dask_workers=2"]}
+  walls = {}
+  with tempfile.TemporaryDirectory() as tmp:
+    for name, flags in modes.items():
+      runs = []
+      for i in range(repeats):
+        out = os.path.join(tmp, f"ds-{len(walls)}-{i}")
+        runs.append(timed([DDSP_BEAM, "prepare", "--input", os.path.join(CORPUS, "train", "**"),
+                           "--output", out, "--crepe_model", "tiny", "--no_progress"] + flags)[0])
+        shutil.rmtree(out, ignore_errors=True)
+      walls[name] = statistics.median(runs)
+  base = walls["DirectRunner, in process"]
+  for name, wall in walls.items():
+    add(f"prepare (tiny) on train/, {name}: audio s per wall s", round(audio_s / wall, 2),
+        round(audio_s / base, 2), f"{wall:.1f} s wall ({wall / base - 1:+.0%} against the "
+        "DirectRunner in one process, command start-up included)", higher_is_better=True)
 
 
 def write_results(rows, args):
