@@ -205,8 +205,9 @@ class CorpusRun:
     if not paths:
       raise ValueError(f"no input file matches {list(ds.sources)}")
     hashes = self.state.hash_files(paths)
-    changes = self.state.update_inputs(f"dataset:{ds.name}", hashes, self.run_id)
-    fingerprint = _hash([prepare_cache.settings_key(ds.prepare), ds.num_shards,
+    settings = prepare_cache.settings_key(ds.prepare)
+    changes = self.state.update_inputs(f"dataset:{ds.name}", hashes, self.run_id, settings)
+    fingerprint = _hash([settings, ds.num_shards,
                          sorted((p, hashes[p] or f"unreadable:{p}") for p in paths)])
     self.dataset_fingerprints[ds.name] = fingerprint
     output = self.path("datasets", ds.name)
@@ -315,8 +316,8 @@ class CorpusRun:
     if not model_paths:
       raise StageSkipped(f"no model to transfer with ({', '.join(missing)} not trained)")
     hashes = self.state.hash_files(paths)
-    changes = self.state.update_inputs("transfer", hashes, self.run_id)
     settings = transfer_cache.settings_hash(spec.config)
+    changes = self.state.update_inputs("transfer", hashes, self.run_id, settings)
     fingerprints = {n: transfer_cache.model_fingerprint(p) for n, p in model_paths.items()}
     keys = {(p, n): transfer_cache.pair_key(hashes[p], fingerprints[n], settings)
             for p in paths for n in model_paths}

@@ -2,7 +2,8 @@
 
 `<output>/state.sqlite` records every run (id, times, status, exit code, stage
 timings and counters), every input seen by each dataset or the transfer (path,
-content hash, first and last run, the run that noticed it was removed), the
+content hash, the hash of the settings that touched it, first and last run,
+the run that noticed it was removed), the
 content hash of each file by (size, mtime) so unchanged files are not read
 again, and each model's training target. The work itself (windows, transfer
 outputs) lives in content-addressed caches beside it; the store is
@@ -35,8 +36,8 @@ CREATE TABLE IF NOT EXISTS stages (
 CREATE TABLE IF NOT EXISTS file_hashes (
   path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS inputs (
-  scope TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT, first_run TEXT, last_run TEXT,
-  changed_run TEXT, removed_run TEXT, PRIMARY KEY (scope, path));
+  scope TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT, settings TEXT, first_run TEXT,
+  last_run TEXT, changed_run TEXT, removed_run TEXT, PRIMARY KEY (scope, path));
 CREATE TABLE IF NOT EXISTS models (
   name TEXT PRIMARY KEY, settings_hash TEXT, dataset_fingerprint TEXT, updates INTEGER,
   target_steps INTEGER, step INTEGER, fingerprint TEXT, run_id TEXT);
@@ -168,8 +169,10 @@ class StateStore:
     return out
 
   # Inputs.
-  def update_inputs(self, scope: str, hashes: Dict[str, Optional[str]], run_id: str) -> dict:
-    """Records the inputs of `scope` seen in this run; returns new, changed, unchanged, removed."""
+  def update_inputs(self, scope: str, hashes: Dict[str, Optional[str]], run_id: str,
+                    settings: str = "") -> dict:
+    """Records the inputs of `scope` seen in this run, each with the content hash and the hash of
+    the settings that touched it; returns new, changed, unchanged, removed (by content)."""
     known = {r["path"]: dict(r) for r in self.db.execute(
         "SELECT * FROM inputs WHERE scope = ?", (scope,))}
     changes = {"new": [], "changed": [], "unchanged": [], "removed": []}
@@ -178,14 +181,14 @@ class StateStore:
         old = known.get(path)
         if old is None or old["removed_run"]:
           changes["new"].append(path)
-          self.db.execute("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                          (scope, path, sha, run_id, run_id, run_id))
+          self.db.execute("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                          (scope, path, sha, settings, run_id, run_id, run_id))
           continue
         kind = "unchanged" if old["sha256"] == sha and sha is not None else "changed"
         changes[kind].append(path)
-        self.db.execute("UPDATE inputs SET sha256 = ?, last_run = ?, changed_run = ? "
+        self.db.execute("UPDATE inputs SET sha256 = ?, settings = ?, last_run = ?, changed_run = ? "
                         "WHERE scope = ? AND path = ?",
-                        (sha, run_id, run_id if kind == "changed" else old["changed_run"],
+                        (sha, settings, run_id, run_id if kind == "changed" else old["changed_run"],
                          scope, path))
       for path, old in known.items():
         if path not in hashes and not old["removed_run"]:
