@@ -92,7 +92,7 @@ class Renderer:
       valid = min((stop - start) * hop + ir_size - 1, noise.shape[1])
       noise_full[start * hop:start * hop + valid] += noise.numpy()[0, :valid]
       current = following
-    delay = ir_size // 2
+    delay = synth.noise_delay(ir_size)
     dry = harmonic + noise_full[delay:delay + total]
     if self.model.reverb_ir is None:
       return dry

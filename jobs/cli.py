@@ -276,6 +276,36 @@ def _cmd_transfer(args, beam_args):
   return result.exit_code
 
 
+def _add_import_parser(sub):
+  p = sub.add_parser(
+      "import-model", help="a magenta ddsp model (dir or Colab zip) -> a ddsp-beam model dir",
+      description="Reads a model trained with magenta ddsp (ddsp_run or the Colab: "
+      "operative_config-*.gin and ckpt-*, in a folder or a zip), checks that its architecture "
+      "is one ddsp-beam implements (the solo-instrument autoencoder), copies its weights and "
+      "writes a ddsp-beam model dir that transfer, export and train accept.")
+  p.add_argument("source", help="magenta model dir or zip")
+  p.add_argument("-o", "--output", required=True, help="ddsp-beam model dir to write")
+  p.add_argument("--trust_pickle", action="store_true",
+                 help="also convert magenta's dataset_statistics.pkl (needed for transfer's "
+                 "automatic adjustments). A pickle can run code when loaded: only pass this for "
+                 "a file you trust; even then only numpy arrays, numbers, containers and the "
+                 "quantile transformer's fields are read")
+  p.set_defaults(func=_cmd_import)
+
+
+def _cmd_import(args, extra):
+  _no_extra("import-model", extra)
+  from jobs import import_model  # pylint: disable=g-import-not-at-top
+  result = import_model.import_model(args.source, args.output, trust_pickle=args.trust_pickle)
+  print(f"imported {args.source} (step {result.step}, {result.weights} weights, "
+        f"{result.n_parameters:,} parameters) -> {result.model_dir}; dataset statistics: "
+        f"{result.statistics}")
+  if result.statistics.startswith("not read"):
+    print("note: without dataset_statistics.json, transfer runs without the automatic "
+          "adjustments; pass --trust_pickle if you trust the file", file=sys.stderr)
+  return EXIT_OK
+
+
 def _add_corpus_parsers(sub):
   p = sub.add_parser(
       "run", help="the corpus job: prepare -> train -> transfer, incrementally (for schedulers)",
@@ -326,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_prepare_parser(sub)
   _add_train_parsers(sub)
   _add_transfer_parser(sub)
+  _add_import_parser(sub)
   _add_corpus_parsers(sub)
   return parser
 
