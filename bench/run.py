@@ -6,7 +6,7 @@ Figures (each a median over --repeats runs where cheap):
 - roofline: TensorFlow float32 matmul GFLOP/s on this CPU;
 - CREPE f0 per audio second, ddsp-beam (`compute_f0`) vs plain `crepe.predict`
   one call per file (the real crepe package, from the magenta side venv built by
-  ../shared/tools/magenta/make_magenta_venv.sh; skipped when absent), tiny on
+  bench/make_magenta_venv.sh; skipped when absent), tiny on
   the train corpus and full on two of its files;
 - `ddsp-beam prepare` wall time per audio second on ../shared/corpus/train
   (whole command, start-up included) vs the same crepe.predict loop;
@@ -308,7 +308,7 @@ def write_results(rows, args):
   for figure, ours, base, ratio, note in rows:
     lines.append(f"| {figure} | {ours} | {'' if base is None else base} | {ratio} | {note} |")
   if not os.path.exists(MAGENTA_PY):
-    lines += ["", "Baselines need the magenta side venv: bash ../shared/tools/magenta/make_magenta_venv.sh"]
+    lines += ["", "Baselines need the magenta side venv: bash bench/make_magenta_venv.sh"]
   text = "\n".join(lines) + "\n"
   print("\n" + text)
   os.makedirs(os.path.dirname(args.out), exist_ok=True)

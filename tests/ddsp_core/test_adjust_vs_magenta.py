@@ -1,6 +1,6 @@
 """Our adjustments against magenta's own functions, run in the magenta side venv.
 
-Skipped when that venv (../shared/tools/magenta/make_magenta_venv.sh) is absent.
+Skipped when that venv (bench/make_magenta_venv.sh) is absent.
 """
 
 import json

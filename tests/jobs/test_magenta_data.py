@@ -2,7 +2,7 @@
 
 tests/fixtures/magenta_prepare.tfrecord holds 4 records (1-second windows) written by
 magenta's `ddsp_prepare_tfrecord` (ddsp 3.7.0, side venv from
-../shared/tools/magenta/make_magenta_venv.sh) for ../shared/corpus/transfer/trumpet_bb_march.wav:
+bench/make_magenta_venv.sh) for ../shared/corpus/transfer/trumpet_bb_march.wav:
 `ddsp_prepare_tfrecord --input_audio_filepatterns=... --output_tfrecord_path=... --num_shards=1
 --example_secs=1 --hop_secs=1`, the first 4 of its 20 records copied unchanged.
 """
