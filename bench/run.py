@@ -17,6 +17,8 @@ Figures (each a median over --repeats runs where cheap):
 - transfer real-time factor (compute seconds per audio second) of one
   11.9 s recording: the whole per-file step, its feature extraction and its
   synthesis, next to the synthesis alone (`Renderer.render`);
+- magenta (not with --quick): `ddsp-beam prepare` configurations against magenta's
+  `ddsp_prepare_tfrecord`, wall time and pitch accuracy (bench/vs_magenta.py);
 - runners: `ddsp-beam prepare` (tiny) on train/ with the DirectRunner in one
   process and with 2 worker processes, and on a Dask LocalCluster of 2
   worker processes (`--runner=dask --dask_workers=2`, cluster start included),
@@ -55,11 +57,11 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def matmul_gflops(repeats=3):
+def matmul_gflops(repeats=3, dtype="float32"):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   n = 2048
-  a = tf.random.normal([n, n])
-  b = tf.random.normal([n, n])
+  a = tf.cast(tf.random.normal([n, n]), dtype)
+  b = tf.cast(tf.random.normal([n, n]), dtype)
   f = tf.function(lambda: tf.matmul(a, b))
   f().numpy()
   rates = []
@@ -72,9 +74,9 @@ def matmul_gflops(repeats=3):
   return statistics.median(rates)
 
 
-def ours_f0(paths, model, repeats):
+def ours_f0(paths, model, repeats, precision="float32"):
   from ddsp_core import audio, crepe, features  # pylint: disable=g-import-not-at-top
-  net = crepe.get_model(model)
+  net = crepe.get_model(model, precision)
   clips = [audio.load_audio(p)[0] for p in paths]
   features.compute_f0(clips[0][:16000], crepe_model=net)  # warm-up
   walls = []
@@ -193,8 +195,9 @@ def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--quick", action="store_true", help="skip the full-model and 1-hour figures")
   ap.add_argument("--repeats", type=int, default=3)
-  ap.add_argument("--sections", default="features,prepare,training,transfer,runners",
-                  help="comma-separated subset of: features, prepare, training, transfer, runners")
+  ap.add_argument("--sections", default="features,prepare,training,transfer,runners,magenta",
+                  help="comma-separated subset of: features, prepare, training, transfer, runners, "
+                  "magenta (bench/vs_magenta.py: about an hour, magenta's side included)")
   ap.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                 f"{datetime.date.today().isoformat()}.md"))
   args = ap.parse_args(argv)
@@ -212,6 +215,9 @@ def main(argv=None):
 
   roof = matmul_gflops()
   add("TF float32 matmul roofline (GFLOP/s)", round(roof, 1), None, "2048x2048, median of 3")
+  roof_bf16 = matmul_gflops(dtype="bfloat16")
+  add("TF bfloat16 matmul roofline (GFLOP/s)", round(roof_bf16, 1), None, "2048x2048, median of 3")
+  args.roof_bf16 = roof_bf16
   if "features" in sections or "prepare" in sections:
     crepe_and_prepare_figures(add, args, train, roof)
   if "training" in sections:
@@ -221,6 +227,12 @@ def main(argv=None):
   if "runners" in sections:
     runner_figures(add, train, args.repeats)
   write_results(rows, args)
+  if "magenta" in sections and not args.quick:
+    if os.path.exists(MAGENTA_PY):
+      from bench import vs_magenta  # pylint: disable=g-import-not-at-top
+      vs_magenta.main(["--out", args.out.replace(".md", "-vs-magenta.md")])
+    else:
+      print("section magenta skipped: bash bench/make_magenta_venv.sh builds the side venv")
   return 0
 
 
@@ -238,6 +250,12 @@ def crepe_and_prepare_figures(add, args, train, roof):
     add("CREPE full f0, s per audio s (2 train files)", round(full["wall_s"] / full["audio_s"], 3),
         round(base_full["wall_s"] / base_full["audio_s"], 3) if base_full else None,
         f"{full['gflops']:.0f} GFLOP/s = {full['gflops'] / roof:.0%} of roofline")
+    bf16 = ours_f0(two, "full", 1, "bfloat16")
+    add("CREPE full bfloat16 f0, s per audio s (2 train files)",
+        round(bf16["wall_s"] / bf16["audio_s"], 3),
+        round(base_full["wall_s"] / base_full["audio_s"], 3) if base_full else None,
+        f"{bf16['gflops']:.0f} GFLOP/s = {bf16['gflops'] / args.roof_bf16:.0%} of the bfloat16 "
+        "roofline")
 
   audio_train = sum(sf.info(p).duration for p in train)
   with tempfile.TemporaryDirectory() as tmp:

@@ -48,8 +48,10 @@ def main(argv=None):
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     np.savetxt(dest, rows[["time_s", "f0_hz", "f0_confidence"]].to_numpy(), delimiter=",",
                header="time_s,f0_hz,confidence", comments="", fmt="%.6f")
+  # One part: score it alone (score_f0 reports truth files without an estimate as missing).
+  sub = args.parts[0] if len(args.parts) == 1 else ""
   cmd = [sys.executable, os.path.join(args.corpus, "score_f0.py"), "--est-dir",
-         os.path.join(args.out, "est"), "--truth-dir", os.path.join(args.corpus, "truth"),
+         os.path.join(args.out, "est", sub), "--truth-dir", os.path.join(args.corpus, "truth", sub),
          "--markdown", "--backend", "numpy", "--json", os.path.join(args.out, "scores.json")]
   return subprocess.call(cmd)
 

@@ -95,7 +95,8 @@ def new_run_id() -> str:
   return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
-def _read_json(path: str) -> Optional[dict]:
+def read_json(path: str) -> Optional[dict]:
+  """A JSON file's content, or None when it is missing or unreadable."""
   try:
     with open(path, encoding="utf-8") as f:
       return json.load(f)
@@ -242,7 +243,7 @@ class CorpusRun:
     dataset_fp = self.dataset_fingerprints[spec.dataset]
     settings = spec.settings_hash()
     model_dir = self.path("models", spec.name)
-    kept = _read_json(os.path.join(model_dir, MODEL_SETTINGS_FILE))
+    kept = read_json(os.path.join(model_dir, MODEL_SETTINGS_FILE))
     fresh = kept is None and checkpoint_step(model_dir) == 0
     # Other gin settings make another model: it trains beside the old one, then replaces it.
     work_dir = model_dir if fresh or (kept or {}).get("settings_hash") == settings else (
@@ -276,7 +277,7 @@ class CorpusRun:
       message = f"trained to step {result.step}"
     else:
       message = f"at its target step {current}: nothing to train"
-      metrics = _read_json(os.path.join(work_dir, "eval", "metrics.json"))
+      metrics = read_json(os.path.join(work_dir, "eval", "metrics.json"))
       if spec.eval and data.files["eval"] and (metrics or {}).get("step") != current:
         train.evaluate(work_dir, data, crepe_model=spec.eval_crepe_model, progress=self.progress)
         message += " (evaluated)"
@@ -378,7 +379,7 @@ def _published_dataset(output: str) -> Optional[dict]:
   """dataset.json of a published dataset (None without `_SUCCESS`)."""
   if not os.path.exists(os.path.join(output, "_SUCCESS")):
     return None
-  return _read_json(os.path.join(output, examples.DATASET_INFO_FILE))
+  return read_json(os.path.join(output, examples.DATASET_INFO_FILE))
 
 
 def run_corpus(config_path: str, beam_args=(), overrides=(), progress: bool = True) -> RunResult:

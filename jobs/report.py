@@ -10,7 +10,6 @@ in with one rename.
 """
 
 import glob
-import json
 import os
 import tempfile
 import time
@@ -22,20 +21,13 @@ import pyarrow.parquet as pq
 
 from ddsp_core import features as features_lib
 from ddsp_core import plotting
+from jobs.corpus import read_json
 from pipelines import examples
 from pipelines import publish
 from pipelines import reports
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 MAX_WINDOWS = 2000  # windows sampled for the feature histograms
-
-
-def _read_json(path: str) -> Optional[dict]:
-  try:
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
 
 
 def sample_features(data_dir: str, info: dict, max_windows: int = MAX_WINDOWS) -> Dict[str, np.ndarray]:
@@ -117,7 +109,7 @@ def _dataset_section(name: str, root: str, staging: str, details: dict) -> dict:
              "changes": (details or {}).get("changes", {}), "plot": None}
   if not os.path.exists(os.path.join(out_dir, "_SUCCESS")):
     return section
-  info = _read_json(os.path.join(out_dir, examples.DATASET_INFO_FILE))
+  info = read_json(os.path.join(out_dir, examples.DATASET_INFO_FILE))
   section["info"] = info
   section["files"] = pq.read_table(os.path.join(out_dir, "reports", "files.parquet")).to_pylist()
   section["files"].sort(key=lambda r: r["path"])
@@ -137,8 +129,8 @@ def _dataset_section(name: str, root: str, staging: str, details: dict) -> dict:
 def _model_section(name: str, root: str, staging: str, details: dict) -> dict:
   model_dir = os.path.join(root, "models", name)
   section = {"name": name, "model_dir": model_dir, "details": details or {}, "plot": None,
-             "metrics": _read_json(os.path.join(model_dir, "eval", "metrics.json")),
-             "info": _read_json(os.path.join(model_dir, "model.json"))}
+             "metrics": read_json(os.path.join(model_dir, "eval", "metrics.json")),
+             "info": read_json(os.path.join(model_dir, "model.json"))}
   curve = read_training_curve(model_dir) if os.path.isdir(model_dir) else {}
   if curve:
     section["plot"] = f"models/{name}.png"

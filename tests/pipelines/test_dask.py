@@ -8,10 +8,9 @@ import threading
 import time
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from pipelines import runner
-from tests.pipelines.test_prepare import read_records, run_cli
+from tests.pipelines.test_prepare import read_records, read_reports, run_cli
 
 
 def _inputs(corpus):
@@ -22,12 +21,7 @@ def _inputs(corpus):
 
 
 def _dataset(out):
-  tables = {}
-  for name in ("files", "windows", "errors"):
-    rows = pq.read_table(os.path.join(out, "reports", f"{name}.parquet")).to_pylist()
-    for r in rows:
-      r.pop("processing_s", None)
-    tables[name] = sorted(rows, key=lambda r: (r["path"], r.get("start_s", 0)))
+  tables = read_reports(out)
   with open(os.path.join(out, "dataset_statistics.json"), encoding="utf-8") as f:
     stats = json.load(f)
   records = {split: read_records(out, split) for split in ("train", "eval")}

@@ -36,6 +36,17 @@ def read_records(data_dir, split="train"):
   return out
 
 
+def read_reports(data_dir):
+  """The dataset's report tables, rows sorted, without the timing column (which varies)."""
+  tables = {}
+  for name in ("files", "windows", "errors"):
+    rows = pq.read_table(os.path.join(data_dir, "reports", f"{name}.parquet")).to_pylist()
+    for r in rows:
+      r.pop("processing_s", None)
+    tables[name] = sorted(rows, key=lambda r: (r["path"], r.get("start_s", 0)))
+  return tables
+
+
 def run_cli(args):
   return cli.main(["prepare"] + TINY + args)
 

@@ -4,26 +4,15 @@ import glob
 import os
 import shutil
 
-import pyarrow.parquet as pq
 
 from pipelines import examples
 from pipelines import prepare
 from pipelines import prepare_cache
 from tests.conftest import tone
-from tests.pipelines.test_prepare import read_records
+from tests.pipelines.test_prepare import read_records, read_reports
 
 CONFIG = prepare.PrepareConfig(
     window=examples.WindowSpec(example_secs=1.0), crepe_model="tiny", progress=False)
-
-
-def _reports(out):
-  tables = {}
-  for name in ("files", "windows", "errors"):
-    rows = pq.read_table(os.path.join(out, "reports", f"{name}.parquet")).to_pylist()
-    for r in rows:
-      r.pop("processing_s", None)
-    tables[name] = sorted(rows, key=lambda r: (r["path"], r.get("start_s", 0)))
-  return tables
 
 
 def test_cache_replays_what_it_computed(tmp_path, write_wav):
@@ -43,7 +32,7 @@ def test_cache_replays_what_it_computed(tmp_path, write_wav):
   for key, ex in one.items():
     for feature in ("audio", "f0_hz", "f0_confidence", "loudness_db"):
       assert (ex[feature] == two[key][feature]).all(), (key, feature)
-  assert _reports(str(tmp_path / "one")) == _reports(str(tmp_path / "two"))
+  assert read_reports(str(tmp_path / "one")) == read_reports(str(tmp_path / "two"))
   stats = [open(os.path.join(tmp_path, d, "dataset_statistics.json"), encoding="utf-8").read()
            for d in ("one", "two")]
   assert stats[0] == stats[1]
