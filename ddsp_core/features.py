@@ -23,7 +23,7 @@ VITERBI_CONTEXT_FRAMES = 500  # 2 s: the HMM forgets its start long before.
 
 
 def compute_f0(audio: np.ndarray, sample_rate: int = 16000,
-               frame_rate: int = 250, model: str = "full",
+               frame_rate: int = 250, model: str = crepe_lib.DEFAULT_MODEL,
                viterbi: bool = True, padding: str = "center",
                precision: str = "float32",
                crepe_model: Optional[crepe_lib.CrepeModel] = None,
@@ -113,7 +113,7 @@ def compute_f0_at_rate(audio: np.ndarray, f0_rate: int, frame_rate: int = 250,
 
 
 def compute_features(audio: np.ndarray, sample_rate: int = 16000,
-                     frame_rate: int = 250, model: str = "full",
+                     frame_rate: int = 250, model: str = crepe_lib.DEFAULT_MODEL,
                      viterbi: bool = True, padding: str = "center",
                      precision: str = "float32",
                      crepe_model: Optional[crepe_lib.CrepeModel] = None,

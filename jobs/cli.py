@@ -11,6 +11,12 @@ import os
 import sys
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_RUN_FAILED = 0, 1, 2
+# Kept here (not imported from ddsp_core.crepe) so that `--help` starts without TensorFlow.
+CREPE_DEFAULT = "small"
+CREPE_CHOICES = ["tiny", "small", "medium", "large", "full"]
+CREPE_HELP = ("CREPE capacity (default small: magenta's pitch accuracy at a fraction of full's "
+              "cost; full: magenta's own model; medium and large need the crepe-medium or "
+              "crepe-large extra)")
 
 
 class _DropNoise(logging.Filter):
@@ -35,8 +41,8 @@ def _add_features_parser(sub):
                      "<output stem>.errors.parquet; the others are processed.")
   p.add_argument("inputs", nargs="+", help="audio files, glob patterns ('**' recurses) or directories")
   p.add_argument("-o", "--output", required=True, help="output Parquet file")
-  p.add_argument("--crepe_model", default="full",
-                 choices=["tiny", "small", "medium", "large", "full"])
+  p.add_argument("--crepe_model", default=CREPE_DEFAULT, choices=CREPE_CHOICES,
+                 help=CREPE_HELP)
   p.add_argument("--frame_rate", type=int, default=250, help="frames per second (default 250)")
   p.add_argument("--viterbi", action=argparse.BooleanOptionalAction, default=True,
                  help="Viterbi-smooth f0 (default on)")
@@ -85,8 +91,8 @@ def _add_prepare_parser(sub):
                  help="frame alignment; 'same' is magenta's default (1000 frames per 4 s)")
   p.add_argument("--eval_fraction", type=float, default=0.0)
   p.add_argument("--split_by", default="file", choices=["file", "window"])
-  p.add_argument("--crepe_model", default="full",
-                 choices=["tiny", "small", "medium", "large", "full"])
+  p.add_argument("--crepe_model", default=CREPE_DEFAULT, choices=CREPE_CHOICES,
+                 help=CREPE_HELP)
   p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
   p.add_argument("--f0_rate", type=int, default=None,
                  help="run CREPE at this many frames/s and interpolate (default: --frame_rate)")
@@ -240,8 +246,8 @@ def _add_transfer_parser(sub):
   p.add_argument("--loudness_shift", type=float, default=0.0, help="dB, -20..20")
   p.add_argument("--sample_rate_out", default="16000",
                  help="output rate in Hz, or 'input' for each input's own rate")
-  p.add_argument("--crepe_model", default="full",
-                 choices=["tiny", "small", "medium", "large", "full"])
+  p.add_argument("--crepe_model", default=CREPE_DEFAULT, choices=CREPE_CHOICES,
+                 help=CREPE_HELP)
   p.add_argument("--plots", action="store_true", help="a PNG per (file, model)")
   p.add_argument("--cache_dir", default=None, help="where model zips are extracted")
   p.set_defaults(func=_cmd_transfer)

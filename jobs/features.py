@@ -55,7 +55,7 @@ def _plot_name(path: str) -> str:
   return safe + ".png"
 
 
-def run_features(patterns: Sequence[str], output: str, crepe_model: str = "full",
+def run_features(patterns: Sequence[str], output: str, crepe_model: str = crepe_lib.DEFAULT_MODEL,
                  frame_rate: int = 250, viterbi: bool = True, padding: str = "center",
                  precision: str = "float32", plots_dir: Optional[str] = None,
                  progress: bool = True, f0_rate: Optional[int] = None) -> FeaturesResult:

@@ -58,7 +58,7 @@ pipeline_options = runner.pipeline_options
 class PrepareConfig:
   """Settings of a prepare run (everything that changes the records)."""
   window: examples_lib.WindowSpec = examples_lib.WindowSpec()
-  crepe_model: str = "full"
+  crepe_model: str = crepe_lib.DEFAULT_MODEL
   viterbi: bool = True
   precision: str = "float32"
   f0_rate: Optional[int] = None  # CREPE's rate when not frame_rate (interpolated)
@@ -384,32 +384,6 @@ class PrepareResult:
     return 1 if self.errors else 0
 
 
-def content_hashes(paths: Sequence[str], hashes: Optional[Dict[str, str]] = None):
-  """path -> sha256 for local regular files (from `hashes` when known), else None.
-
-  Files that cannot be read are left to the pipeline to report.
-  """
-  out = {}
-  for path in paths:
-    sha = (hashes or {}).get(path)
-    if sha is None and inputs.is_local(path) and os.path.isfile(path):
-      try:
-        sha = prepare_cache.sha256_file(path)
-      except OSError:
-        sha = None
-    out[path] = sha
-  return out
-
-
-def split_cached(paths: Sequence[str], cache: prepare_cache.PrepareCache,
-                 hashes: Optional[Dict[str, str]] = None):
-  """(paths to compute, [(path, sha) to replay]): a path is replayed when its entry is complete."""
-  shas = content_hashes(paths, hashes)
-  compute = [p for p in paths if not (shas[p] and cache.complete(shas[p]))]
-  replay = [(p, shas[p]) for p in paths if shas[p] and cache.complete(shas[p])]
-  return compute, replay
-
-
 def run_prepare(patterns: Sequence[str], output: str, config: PrepareConfig,
                 beam_args: Sequence[str] = (), num_shards: int = 0,
                 cache_dir: Optional[str] = None, hashes: Optional[Dict[str, str]] = None,
@@ -442,7 +416,7 @@ def run_prepare(patterns: Sequence[str], output: str, config: PrepareConfig,
   if cache_dir is None and runner.is_dask(beam_args):  # Dask works through a cache
     cache_dir = temporary_cache = staging + "-cache"
   cache = prepare_cache.PrepareCache.for_config(cache_dir, config) if cache_dir else None
-  compute, replay = split_cached(paths, cache, hashes) if cache else (paths, [])
+  compute, replay = prepare_cache.split_cached(paths, cache, hashes) if cache else (paths, [])
   os.makedirs(os.path.join(staging, "reports"))
   try:
     started = time.time()
@@ -457,7 +431,7 @@ def run_prepare(patterns: Sequence[str], output: str, config: PrepareConfig,
           from pipelines import prepare_chains  # pylint: disable=g-import-not-at-top
           analysed = dict(prepare_chains.analyse_into_cache(compute, config, cache, args, hashes),
                           files_cached=len(replay))
-          compute, replay = split_cached(paths, cache, hashes)
+          compute, replay = prepare_cache.split_cached(paths, cache, hashes)
           args = []  # the dataset is assembled here, from the cache
         pipeline = beam.Pipeline(options=runner.pipeline_options(args))
         build_pipeline(pipeline, compute, staging, config, num_shards, cache, replay)

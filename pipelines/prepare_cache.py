@@ -32,6 +32,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from ddsp_core.version import __version__
+from pipelines import inputs
 from pipelines.runner import NAMESPACE
 
 STATS_KEYS = ("pitch", "loudness", "confidence", "power")
@@ -200,3 +201,29 @@ class ReplayCachedFiles(beam.DoFn):
         yield beam.pvalue.TaggedOutput("windows", dict(meta["windows"][i], path=path))
         yield beam.pvalue.TaggedOutput("stats", {k: stats[k][i] for k in STATS_KEYS})
     yield beam.pvalue.TaggedOutput("files", dict(kept["row"], path=path))
+
+
+def content_hashes(paths: Sequence[str], hashes: Optional[Dict[str, str]] = None):
+  """path -> sha256 for local regular files (from `hashes` when known), else None.
+
+  Files that cannot be read are left to the pipeline to report.
+  """
+  out = {}
+  for path in paths:
+    sha = (hashes or {}).get(path)
+    if sha is None and inputs.is_local(path) and os.path.isfile(path):
+      try:
+        sha = sha256_file(path)
+      except OSError:
+        sha = None
+    out[path] = sha
+  return out
+
+
+def split_cached(paths: Sequence[str], cache: "PrepareCache",
+                 hashes: Optional[Dict[str, str]] = None):
+  """(paths to compute, [(path, sha) to replay]): a path is replayed when its entry is complete."""
+  shas = content_hashes(paths, hashes)
+  compute = [p for p in paths if not (shas[p] and cache.complete(shas[p]))]
+  replay = [(p, shas[p]) for p in paths if shas[p] and cache.complete(shas[p])]
+  return compute, replay

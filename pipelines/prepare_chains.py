@@ -98,7 +98,7 @@ def analyse_into_cache(paths: Sequence[str], config: prepare.PrepareConfig,
        | "PlanIntoCache" >> beam.ParDo(PlanIntoCache(config, cache)))
   runner.run_and_wait(plan, "planning on the runner")
   tasks = []
-  for path, sha in prepare.content_hashes(paths, hashes).items():
+  for path, sha in prepare_cache.content_hashes(paths, hashes).items():
     kept = cache.read_plan(sha) if sha and not cache.complete(sha) else None
     if kept:
       tasks += [(dict(t, path=path), kept["meta"]) for t in kept["tasks"]]

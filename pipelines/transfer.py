@@ -55,7 +55,7 @@ class TransferConfig:
   pitch_shift: float = 0.0
   loudness_shift: float = 0.0
   sample_rate_out: Optional[int] = 16000  # None: the input's own rate
-  crepe_model: str = "full"
+  crepe_model: str = crepe_lib.DEFAULT_MODEL
   viterbi: bool = True
   plots: bool = False
   cache_dir: str = DEFAULT_CACHE

@@ -73,3 +73,9 @@ def test_a_crash_leaves_the_previous_output(tmp_path, write_wav, monkeypatch):
                               progress=False)
   assert pq.read_table(out).equals(before)
   assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
+
+
+def test_the_command_lines_crepe_default_is_the_librarys():
+  from ddsp_core import crepe  # pylint: disable=g-import-not-at-top
+  assert cli.CREPE_DEFAULT == crepe.DEFAULT_MODEL and crepe.DEFAULT_MODEL in cli.CREPE_CHOICES
+  crepe.weights_path(crepe.DEFAULT_MODEL)  # installed with ddsp-beam itself
