@@ -195,8 +195,8 @@ def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--quick", action="store_true", help="skip the full-model and 1-hour figures")
   ap.add_argument("--repeats", type=int, default=3)
-  ap.add_argument("--sections", default="features,prepare,training,transfer,runners,magenta",
-                  help="comma-separated subset of: features, prepare, training, transfer, runners, "
+  ap.add_argument("--sections", default="crepe,prepare,training,transfer,runners,magenta",
+                  help="comma-separated subset of: crepe, prepare, training, transfer, runners, "
                   "magenta (bench/vs_magenta.py: about an hour, magenta's side included)")
   ap.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                 f"{datetime.date.today().isoformat()}.md"))
@@ -218,8 +218,11 @@ def main(argv=None):
   roof_bf16 = matmul_gflops(dtype="bfloat16")
   add("TF bfloat16 matmul roofline (GFLOP/s)", round(roof_bf16, 1), None, "2048x2048, median of 3")
   args.roof_bf16 = roof_bf16
-  if "features" in sections or "prepare" in sections:
-    crepe_and_prepare_figures(add, args, train, roof)
+  base = {}
+  if "crepe" in sections:
+    base = crepe_figures(add, args, train, roof)
+  if "prepare" in sections:
+    prepare_figures(add, args, train, base)
   if "training" in sections:
     training_figures(add, quick=args.quick)
   if "transfer" in sections:
@@ -236,8 +239,8 @@ def main(argv=None):
   return 0
 
 
-def crepe_and_prepare_figures(add, args, train, roof):
-  """CREPE paths against crepe.predict, prepare throughput, peak memory."""
+def crepe_figures(add, args, train, roof):
+  """Each CREPE path against crepe.predict, with its GFLOP/s against the roofline."""
   tiny = ours_f0(train, "tiny", args.repeats)
   base_tiny = crepe_predict(train, "tiny")
   add("CREPE tiny f0, s per audio s (11 train files)", round(tiny["wall_s"] / tiny["audio_s"], 4),
@@ -260,7 +263,13 @@ def crepe_and_prepare_figures(add, args, train, roof):
         round(base_full["wall_s"] / base_full["audio_s"], 3) if base_full else None,
         f"{bf16['gflops']:.0f} GFLOP/s = {bf16['gflops'] / args.roof_bf16:.0%} of the bfloat16 "
         "roofline")
+    return {"tiny": base_tiny, "full": base_full}
+  return {"tiny": base_tiny}
 
+
+def prepare_figures(add, args, train, base):
+  """prepare throughput (tiny, full) and peak memory (10-minute and 1-hour files)."""
+  base_tiny, base_full = base.get("tiny"), base.get("full")
   audio_train = sum(sf.info(p).duration for p in train)
   with tempfile.TemporaryDirectory() as tmp:
     walls = []

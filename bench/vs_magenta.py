@@ -39,8 +39,8 @@ from bench import run as bench_run
 CORPUS = bench_run.CORPUS
 TOOLS = os.environ.get("MAGENTA_TOOLS", os.path.join(os.path.dirname(bench_run.REPO), "shared",
                                                      "tools", "magenta"))
-DEFAULT_CONFIGS = ("tiny:float32:250,tiny:float32:100,full:bfloat16:250,full:float32:100,"
-                   "full:float32:250")
+DEFAULT_CONFIGS = ("small:float32:250,small:bfloat16:250,tiny:float32:250,tiny:float32:100,"
+                   "full:bfloat16:250,full:float32:250")
 POOLED = "ALL (pooled frames)"
 
 
@@ -110,6 +110,7 @@ def main(argv=None):
                                formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--configs", default=DEFAULT_CONFIGS)
   ap.add_argument("--repeats", type=int, default=1)
+  ap.add_argument("--keep", help="keep the work folder (records, estimates, scores) here")
   ap.add_argument("--out", default=os.path.join(bench_run.REPO, "bench", "results",
                                                 f"{datetime.date.today().isoformat()}-vs-magenta.md"))
   args = ap.parse_args(argv)
@@ -118,7 +119,9 @@ def main(argv=None):
   train = sorted(glob.glob(os.path.join(CORPUS, "train", "*", "*.wav")))
   audio_s = sum(bench_run.sf.info(p).duration for p in train)
   lines = []
-  with tempfile.TemporaryDirectory() as work:
+  with tempfile.TemporaryDirectory() as scratch:
+    work = args.keep or scratch
+    os.makedirs(work, exist_ok=True)
     m_wall, m_startup, m_scores = magenta(work, train)
     m_rpa = m_scores[POOLED]["RPA"]
     print(f"magenta: {m_wall:.0f} s ({m_startup:.1f} s start-up per run), RPA {m_rpa:.4f}",

@@ -9,6 +9,7 @@ import pytest
 from ddsp_core import audio
 from ddsp_core import crepe
 from ddsp_core import features
+from ddsp_core import framing
 from tests.conftest import tone
 
 
@@ -22,15 +23,46 @@ def _glide(seconds, sample_rate=16000):
 
 
 def _assert_same_features(blocked, whole):
-  """Equal, except that Viterbi may take a neighbouring bin on a few frames
-  where two paths are almost equally likely (measured: 34 of 150001 frames of
-  a 10-minute file, 13-25 cents apart, most of them in silence)."""
+  """Equal, except that Viterbi may take another of several equally likely
+  paths on a few frames (see test_blocked_viterbi_path_is_as_likely_as_whole):
+  measured 18 of 3001 frames of the glide, at one onset after a gap, 1-55
+  cents apart."""
   for key in ("f0_confidence", "loudness_db"):
     np.testing.assert_allclose(blocked[key], whole[key], atol=1e-5, err_msg=key)
   differ = np.abs(blocked["f0_hz"] - whole["f0_hz"]) > 1e-2
-  assert np.mean(differ) < 0.001
+  assert np.mean(differ) < 0.01
   cents = 1200 * np.abs(np.log2(blocked["f0_hz"][differ] / whole["f0_hz"][differ]))
-  assert np.all(cents < 50)  # never another note
+  assert np.all(cents < 100)  # never a semitone away
+
+
+def _path_log_prob(bins, observations):
+  transition, emission, initial = crepe._viterbi_matrices()  # pylint: disable=protected-access
+  with np.errstate(divide="ignore"):
+    return (np.log(initial[bins[0]]) + np.sum(np.log(transition[bins[:-1], bins[1:]]))
+            + np.sum(np.log(emission[bins, observations])))
+
+
+def test_blocked_viterbi_path_is_as_likely_as_whole():
+  """Blocks decoded with context, stitched, give a path exactly as likely as
+  whole-signal decoding: where the two differ, they chose between tied paths
+  (which one wins a tie depends on float rounding, so on where decoding began;
+  measured here: the two paths differ on 18 frames)."""
+  x = _glide(12.0)
+  hop = 64
+  n = 1 + len(x) // hop
+  frames = framing.frame_signal(x, crepe.FRAME_SIZE, hop, 0, n, "center")
+  act = crepe.get_model("tiny").activations(frames)
+  whole = crepe.viterbi_bins(act)
+  stitched = np.empty_like(whole)
+  block, context = 400, features.VITERBI_CONTEXT_FRAMES
+  for start in range(0, n, block):
+    stop = min(n, start + block)
+    lo, hi = max(0, start - context), min(n, stop + context)
+    stitched[start:stop] = crepe.viterbi_bins(act[lo:hi])[start - lo:stop - lo]
+  observations = np.argmax(act, axis=1)
+  best = _path_log_prob(whole, observations)
+  assert np.isfinite(best)
+  assert _path_log_prob(stitched, observations) == pytest.approx(best, rel=1e-9)
 
 
 @pytest.mark.parametrize("padding,frames", [("center", 501), ("same", 500)])
