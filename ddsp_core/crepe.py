@@ -31,8 +31,8 @@ FRAME_SIZE = 1024
 N_BINS = 360
 CAPACITY_MULTIPLIERS = {"tiny": 4, "small": 8, "medium": 16, "large": 24, "full": 32}
 # The default capacity, chosen by measurement (bench/vs_magenta.py, README "Speed"): on the
-# shared corpus' train/ set, "small" (1/16 of full's convolution work) has the raw pitch
-# accuracy of magenta's full-capacity records (99.61% against 99.60%) at about a fifth of
+# shared corpus' train/ set, "small" (1/12 of full's work per frame) has the raw pitch
+# accuracy of magenta's full-capacity records (99.61% against 99.60%) at about a tenth of
 # full's time; "tiny" is 0.05 points below; "full" is magenta's model (parity mode).
 DEFAULT_MODEL = "small"
 _FILTERS = (32, 4, 4, 4, 8, 16)
