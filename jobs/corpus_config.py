@@ -31,6 +31,7 @@ import re
 import tomllib
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+from ddsp_core import crepe
 from ddsp_core import training
 from pipelines import examples
 from pipelines import prepare
@@ -43,7 +44,7 @@ PREPARE_KEYS = {
     "example_secs": ((int, float), 4.0), "hop_secs": ((int, float), 1.0),
     "frame_rate": (int, 250), "sample_rate": (int, 16000), "padding": (str, "same"),
     "eval_fraction": ((int, float), 0.0), "split_by": (str, "file"),
-    "crepe_model": (str, "small"), "precision": (str, "float32"), "f0_rate": (int, 0),
+    "crepe_model": (str, crepe.DEFAULT_MODEL), "precision": (str, "float32"), "f0_rate": (int, 0),
     "viterbi": (bool, True), "chunk_secs": (int, 20), "min_secs": ((int, float), 1.0),
     "silence_db": ((int, float), -80.0), "num_shards": (int, 0),
     "write_magenta_pickle": (bool, False),
@@ -59,7 +60,7 @@ TRANSFER_KEYS = {
     "threshold": ((int, float), 1.0), "quiet": ((int, float), 20.0),
     "autotune": ((int, float), 0.0), "chromatic": (bool, False),
     "pitch_shift": ((int, float), 0.0), "loudness_shift": ((int, float), 0.0),
-    "sample_rate_out": ((int, str), 16000), "crepe_model": (str, "small"),
+    "sample_rate_out": ((int, str), 16000), "crepe_model": (str, crepe.DEFAULT_MODEL),
     "viterbi": (bool, True), "plots": (bool, True),
 }
 TOP_KEYS = ("output", "beam_args", "prepare", "datasets", "models", "transfer")

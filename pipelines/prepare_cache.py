@@ -223,7 +223,10 @@ def content_hashes(paths: Sequence[str], hashes: Optional[Dict[str, str]] = None
 def split_cached(paths: Sequence[str], cache: "PrepareCache",
                  hashes: Optional[Dict[str, str]] = None):
   """(paths to compute, [(path, sha) to replay]): a path is replayed when its entry is complete."""
-  shas = content_hashes(paths, hashes)
-  compute = [p for p in paths if not (shas[p] and cache.complete(shas[p]))]
-  replay = [(p, shas[p]) for p in paths if shas[p] and cache.complete(shas[p])]
+  compute, replay = [], []
+  for path, sha in content_hashes(paths, hashes).items():
+    if sha and cache.complete(sha):
+      replay.append((path, sha))
+    else:
+      compute.append(path)
   return compute, replay
