@@ -15,6 +15,7 @@ import pytest
 from ddsp_core import archive
 from ddsp_core import model_dir as model_dir_lib
 from pipelines import transfer
+from tests.conftest import FIXTURES
 
 
 def _zip(path, entries):
@@ -56,9 +57,57 @@ def test_gin_text_is_checked(text, message):
     model_dir_lib.check_gin_text(text, "operative_config-1.gin")
 
 
+@pytest.mark.parametrize("text, line, message", [
+    # Each was accepted by the line regexes this parser replaced.
+    ("Autoencoder.sample_rate = 16000\nscope/evil.x = 1\n", 2, "scoped gin binding 'scope/evil'"),
+    ("s/Autoencoder.sample_rate = 8000\n", 1, "scoped gin binding 's/Autoencoder'"),
+    ("RnnFcDecoder.ch = 64\nevil.x \\\n    = 1\n", 2, "unknown configurable 'evil'"),
+    ("evil:\n  train = 1\n", 1, "unknown configurable 'evil'"),
+    ("train.batch_size = 8\nimport\tos\n", 2, "gin 'import' is not allowed"),
+    ("Autoencoder.decoder = @evil.Thing()\n", 1, "unknown or scoped configurable '@evil.Thing'"),
+    ("Autoencoder.decoder = @s/RnnFcDecoder()\n", 1, "scoped configurable '@s/RnnFcDecoder'"),
+    ("RnnFcDecoder.ch = [1,\n  {'a': @os.system}]\n", 1, "configurable '@os.system'"),
+    ("batch_size = 2\n", 1, "gin macro 'batch_size'"),
+    ("RnnFcDecoder.ch = %width\n", 1, "gin macro reference '%width'"),
+    ("RnnFcDecoder.ch = [1,\n", 2, "gin syntax error"),
+])
+def test_gin_is_checked_as_gin_parses_it(text, line, message):
+  """Statements as gin's own parser reads them: scopes, line breaks, blocks, references."""
+  with pytest.raises(model_dir_lib.ModelDirError) as refused:
+    model_dir_lib.check_gin_text(text, "op.gin")
+  assert str(refused.value).startswith(f"op.gin:{line}: "), refused.value
+  assert message in str(refused.value), refused.value
+  if "syntax" not in message:  # the offending line is quoted
+    assert repr(text.splitlines()[line - 1].strip()) in str(refused.value), refused.value
+
+
 def test_allowed_gin_passes():
   model_dir_lib.check_gin_text("Autoencoder.sample_rate = 16000\n# a comment\n"
-                               "RnnFcDecoder.ch = 64\ntrain.batch_size = 8\n", "ok.gin")
+                               "RnnFcDecoder.ch = 64\ntrain.batch_size = 8\n"
+                               "RnnFcDecoder:\n  n_harmonics = 60\n", "ok.gin")
+
+
+def test_shipped_and_written_gin_passes():
+  """The shipped gin files, the operative config training writes, and an imported model's gin."""
+  import gin  # pylint: disable=g-import-not-at-top
+  from ddsp_core import magenta_model  # pylint: disable=g-import-not-at-top
+  from ddsp_core import model as model_lib  # pylint: disable=g-import-not-at-top
+  from ddsp_core import training  # pylint: disable=g-import-not-at-top
+  for name in ("solo_instrument.gin", "tiny_instrument.gin"):
+    with open(training.resolve_gin_file(name), encoding="utf-8") as f:
+      model_dir_lib.check_gin_text(f.read(), name)
+  training.parse_gin(["tiny_instrument.gin"])
+  model_lib.Autoencoder()
+  model_dir_lib.check_gin_text(gin.operative_config_str(), "operative_config-1.gin")
+  magenta_config = os.path.join(FIXTURES, "magenta_model", "operative_config-0.gin")
+  with open(magenta_config, encoding="utf-8") as f:
+    text = f.read()
+  settings = magenta_model.settings_from_gin(magenta_model.parse_gin_bindings(text))
+  model_dir_lib.check_gin_text(magenta_model.gin_text(settings), "imported.gin")
+  # magenta's own config imports modules: import-model translates it, a model dir may not hold it.
+  with pytest.raises(model_dir_lib.ModelDirError, match="gin 'import' is not allowed"):
+    model_dir_lib.check_gin_text(text, magenta_config)
+  gin.clear_config()
 
 
 def test_output_paths_stay_under_the_output_root(tmp_path):
