@@ -15,7 +15,7 @@ boundary is carried over exactly:
 So the result equals a whole-file render up to float rounding.
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import scipy.signal
@@ -23,21 +23,26 @@ import tensorflow as tf
 
 from ddsp_core import synth
 
-PIECE_FRAMES = 2500  # 10 s at 250 frames/s
+PIECE_SECONDS = 10  # of audio per piece, whatever the model's frame and sample rates
 
 
 class Renderer:
   """Features -> audio with a loaded `Autoencoder`, piece by piece.
 
+  Features are frames at `model.frame_rate`; each frame renders `model.hop`
+  samples at `model.sample_rate`.
+
   Args:
     model: A `ddsp_core.model.Autoencoder` (weights restored).
-    piece_frames: Frames per piece (bounds memory; not a result).
+    piece_frames: Frames per piece (bounds memory; not a result); None:
+      `PIECE_SECONDS` at the model's frame rate (10 s of audio at any hop).
     seed: Pair of ints for the noise (the same seed gives the same audio).
   """
 
-  def __init__(self, model, piece_frames: int = PIECE_FRAMES, seed: Tuple[int, int] = (0, 0)):
+  def __init__(self, model, piece_frames: Optional[int] = None,
+               seed: Tuple[int, int] = (0, 0)):
     self.model = model
-    self.piece_frames = piece_frames
+    self.piece_frames = piece_frames or PIECE_SECONDS * model.frame_rate
     self.seed = seed
     units = model.decoder.rnn.units
     self._controls = tf.function(model.controls, input_signature=[
@@ -64,7 +69,7 @@ class Renderer:
       loudness_db: float [n_frames] in dB.
 
     Returns:
-      float32 [n_frames * hop] audio at the model's sample rate.
+      float32 [n_frames * model.hop] audio at the model's sample rate.
     """
     hop = self.model.hop
     n = len(f0_hz)
@@ -75,7 +80,7 @@ class Renderer:
     ir_size = 2 * (self.model.decoder.splits[2] - 1)
     noise_full = np.zeros(total + ir_size, np.float32)
     state = tf.zeros([1, self.model.decoder.rnn.units])
-    phase = tf.zeros([1, self.model.decoder.splits[1]], tf.float64)
+    phase = tf.zeros([1, 1], tf.float64)  # the fundamental's (harmonics are multiples)
     starts = list(range(0, n, self.piece_frames))
     current, state = self._controls(f0[:, :self.piece_frames], ld[:, :self.piece_frames], state)
     for i, start in enumerate(starts):

@@ -6,10 +6,11 @@ Reads the magenta model's operative gin as text (`ddsp_core.magenta_model`),
 builds the same architecture in ddsp-beam, copies the checkpoint's weights,
 and writes a model dir that `transfer`, `export` and `train` (fine-tuning)
 accept: operative_config-<step>.gin, ckpt-<step> (the weights with a fresh
-optimizer state at the magenta step), model.json (with where it came from)
-and, only with `--trust_pickle`, dataset_statistics.json converted from
-magenta's dataset_statistics.pkl through the restricted unpickler. The output
-is written beside its final place and renamed into it.
+optimizer state at the magenta step), model.json (with where it came from and
+the padding of the features it was trained on, which transfer feeds it) and,
+only with `--trust_pickle`, dataset_statistics.json converted from magenta's
+dataset_statistics.pkl through the restricted unpickler. The output is written
+beside its final place and renamed into it.
 """
 
 import dataclasses
@@ -59,6 +60,17 @@ def _latest_checkpoint(folder: str) -> str:
   if not steps:
     raise magenta_model.UnsupportedModelError(f"{folder}: no checkpoint (ckpt-<step>.index)")
   return os.path.join(folder, f"ckpt-{steps[-1]}")
+
+
+def dataset_padding(bindings) -> str:
+  """The framing of the features a magenta model was trained on, from its operative gin.
+
+  magenta's record providers (`TFRecordProvider` and its subclasses) take
+  `centered`, default False: 'same', as `ddsp_prepare_tfrecord` without
+  --center writes; no other magenta configurable has a `centered` parameter.
+  """
+  centered = magenta_model._get(bindings, "centered", False)  # pylint: disable=protected-access
+  return "center" if centered else "same"
 
 
 def import_model(source: str, output: str, trust_pickle: bool = False,
@@ -111,6 +123,7 @@ def import_model(source: str, output: str, trust_pickle: bool = False,
       info = {"format": "ddsp-beam-model", "ddsp_beam_version": __version__,
               "sample_rate": model.sample_rate, "frame_rate": model.frame_rate,
               "n_parameters": model.n_parameters, "gin_files": [f"operative_config-{step}.gin"],
+              "dataset": {"padding": dataset_padding(bindings)},
               "imported_from": {"format": "magenta-ddsp", "source": os.path.abspath(source),
                                 "checkpoint": os.path.basename(checkpoint),
                                 "operative_config": os.path.basename(config),

@@ -1,5 +1,6 @@
 """Batch timbre transfer through a (briefly) trained tiny model, on the DirectRunner."""
 
+import inspect
 import json
 import os
 import shutil
@@ -10,13 +11,18 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
+from ddsp_core import audio as audio_lib
+from ddsp_core import features
+from ddsp_core import framing
 from ddsp_core import model_dir as model_dir_lib
 from ddsp_core import render
 from jobs import cli
 from jobs import train
 from pipelines import transfer
 from pipelines import transfer_report
-from tests.conftest import DEMO_CORPUS, mount_tmpfs, tone
+from tests.conftest import DEMO_CORPUS, FIXTURES, mount_tmpfs, tone
+
+MAGENTA_MODEL = os.path.join(FIXTURES, "magenta_model")
 
 TINY = ["--crepe_model", "tiny", "--no_progress"]
 
@@ -163,3 +169,165 @@ def test_full_storage_during_transfer(model, tmp_path, write_wav, capsys):
       assert rows["long.wav"]["status"] == "failed" and rows["long.wav"]["stage"] == "write"
   finally:
     subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+# Each model is fed features the way it was trained and heard at its own rate.
+
+CONVENTIONS = {  # name -> (frame_rate, padding, sample_rate)
+    "fr250_same": (250, "same", 16000),
+    "fr100_center": (100, "center", 16000),
+    "fr50_same": (50, "same", 16000),
+    "sr24k_center": (250, "center", 24000),
+    "sr8k_same": (250, "same", 8000),  # shares its input analysis with fr250_same
+}
+SECONDS = 1.0  # a whole number of hops at every rate: 'same' and 'center' differ by a frame
+
+
+def _untrained_model_dir(path, frame_rate, padding, sample_rate):
+  """A tiny untrained model dir, written by the training job's own writers.
+
+  Its weights are random: what is tested is which features reach the model and
+  how its audio is read, not how it sounds.
+  """
+  model = train.build_model(None, ["tiny_instrument.gin"],
+                            [f"Autoencoder.frame_rate = {frame_rate}",
+                             f"Autoencoder.sample_rate = {sample_rate}"])
+  manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(path),
+                                       max_to_keep=1, checkpoint_name="ckpt")
+  train.save_checkpoint(manager, str(path), 1)
+  data = path.parent / f"{path.name}.data"  # a dataset folder without statistics
+  data.mkdir()
+  train._write_model_info(str(path), model, str(data),  # pylint: disable=protected-access
+                          {"sample_rate": 16000, "frame_rate": frame_rate, "padding": padding},
+                          ["tiny_instrument.gin"])
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def convention_models(tmp_path_factory):
+  root = tmp_path_factory.mktemp("conventions")
+  return {name: _untrained_model_dir(root / name, *conv) for name, conv in CONVENTIONS.items()}
+
+
+@pytest.fixture
+def renders(monkeypatch):
+  """Every `Renderer.render` call: the model's rates, the features given and the audio out."""
+  calls = []
+  original = render.Renderer.render
+
+  def spy(self, f0_hz, loudness_db):
+    out = original(self, f0_hz, loudness_db)
+    calls.append({"rates": (self.model.frame_rate, self.model.sample_rate),
+                  "f0_hz": np.array(f0_hz), "loudness_db": np.array(loudness_db), "audio": out})
+    return out
+
+  monkeypatch.setattr(render.Renderer, "render", spy)
+  return calls
+
+
+@pytest.fixture
+def take(write_wav):
+  path = write_wav("in/take.wav", tone(330, SECONDS, harmonics=3))
+  return path, audio_lib.load_audio(path)[0]  # as transfer decodes it
+
+
+def _expected_features(audio, frame_rate, padding):
+  return features.compute_features(audio, 16000, frame_rate, padding=padding, model="tiny")
+
+
+def _check_render_call(call, audio, frame_rate, padding):
+  """The model got features of the model's frame count, framed with its padding."""
+  n = framing.num_frames(len(audio), 16000 // frame_rate, padding)
+  assert len(call["f0_hz"]) == len(call["loudness_db"]) == n, (frame_rate, padding)
+  expected = _expected_features(audio, frame_rate, padding)
+  np.testing.assert_array_equal(call["loudness_db"], expected["loudness_db"])
+  np.testing.assert_array_equal(call["f0_hz"], expected["f0_hz"])
+
+
+def test_transfer_feeds_each_model_its_frame_rate_padding_and_sample_rate(
+    convention_models, renders, take, tmp_path, monkeypatch):
+  path, audio = take
+  analysed = []  # (frame_rate, padding) of every analysis of the input
+  compute = features.compute_features
+  signature = inspect.signature(compute)
+
+  def counting(*args, **kwargs):
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    a = bound.arguments
+    if len(a["audio"]) == len(audio) and np.array_equal(a["audio"], audio):
+      analysed.append((a["frame_rate"], a["padding"]))
+    return compute(*args, **kwargs)
+
+  monkeypatch.setattr(features, "compute_features", counting)
+  out = tmp_path / "out"
+  args = ["transfer", "--input", path, "--output", str(out), "--crepe_model", "tiny",
+          "--no-adjust", "--sample_rate_out", "input"]
+  for name, model_dir in convention_models.items():
+    args += ["--model", f"{name}={model_dir}"]
+  assert cli.main(args) == 0
+  monkeypatch.setattr(features, "compute_features", compute)
+  # One analysis per (frame rate, padding) among the models, shared by the 8 kHz model.
+  assert sorted(analysed) == sorted({(fr, pad) for fr, pad, _ in CONVENTIONS.values()})
+  rows = {r["model"]: r for r in transfer.read_report(str(out)).to_pylist()}
+  calls = {c["rates"]: c for c in renders}
+  assert len(calls) == len(CONVENTIONS)
+  for name, (frame_rate, padding, sample_rate) in CONVENTIONS.items():
+    row = rows[name]
+    assert row["status"] == "ok", row
+    written, rate = sf.read(row["output_path"], dtype="float32")
+    assert rate == 16000
+    assert abs(len(written) / rate - SECONDS) <= 1.0 / frame_rate, name  # within one hop
+    call = calls[(frame_rate, sample_rate)]
+    _check_render_call(call, audio, frame_rate, padding)
+    # The file is the model's audio read at the model's rate (to 16-bit rounding).
+    model_audio = call["audio"][:int(SECONDS * sample_rate)]
+    np.testing.assert_allclose(written, audio_lib.resample(model_audio, sample_rate, 16000),
+                               atol=1e-4, err_msg=name)
+
+
+def test_single_file_transfer_uses_the_models_conventions(convention_models, renders, take,
+                                                          tmp_path):
+  path, audio = take
+  for name in ("fr100_center", "sr8k_same"):
+    frame_rate, padding, sample_rate = CONVENTIONS[name]
+    dest = tmp_path / f"{name}.wav"
+    assert cli.main(["transfer", path, "--model", convention_models[name], "-o", str(dest),
+                     "--crepe_model", "tiny", "--no-adjust"]) == 0
+    assert abs(sf.info(str(dest)).duration - SECONDS) <= 1.0 / frame_rate, name
+    assert renders[-1]["rates"] == (frame_rate, sample_rate)
+    _check_render_call(renders[-1], audio, frame_rate, padding)
+
+
+def test_render_pieces_hold_ten_seconds_at_any_hop(convention_models):
+  for name in ("fr50_same", "sr24k_center"):
+    loaded = model_dir_lib.load_model(convention_models[name])
+    renderer = render.Renderer(loaded)
+    assert renderer.piece_frames * loaded.hop == 10 * loaded.sample_rate, name
+    n = 3 * loaded.frame_rate
+    t = np.arange(n) / loaded.frame_rate
+    f0, ld = 330 * 2 ** (0.3 * np.sin(2 * np.pi * t)), -30 + 10 * np.sin(2 * np.pi * t / 2)
+    whole = render.Renderer(loaded, piece_frames=n).render(f0, ld)
+    assert whole.shape == (n * loaded.hop,)
+    np.testing.assert_allclose(render.Renderer(loaded, piece_frames=37).render(f0, ld), whole,
+                               atol=1e-4)
+
+
+def test_an_imported_model_is_fed_the_padding_magenta_trained_it_on(renders, take, tmp_path):
+  path, audio = take
+  for centered, padding in ((False, "same"), (True, "center")):
+    source = tmp_path / f"magenta_{padding}"
+    shutil.copytree(MAGENTA_MODEL, source)
+    config = source / "operative_config-0.gin"
+    text = config.read_text(encoding="utf-8")
+    assert "TFRecordProvider.centered = False" in text
+    config.write_text(text.replace("TFRecordProvider.centered = False",
+                                   f"TFRecordProvider.centered = {centered}"), encoding="utf-8")
+    imported = tmp_path / f"imported_{padding}"
+    assert cli.main(["import-model", str(source), "-o", str(imported)]) == 0
+    info = json.load(open(imported / "model.json", encoding="utf-8"))
+    assert info["dataset"]["padding"] == padding
+    row = transfer.transfer_single(path, str(imported), str(tmp_path / f"{padding}.wav"),
+                                   transfer.TransferConfig(crepe_model="tiny", adjust=False))
+    assert row["status"] == "ok", row
+    _check_render_call(renders[-1], audio, 250, padding)
