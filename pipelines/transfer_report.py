@@ -2,12 +2,14 @@
 
 import html
 import os
-from typing import List
+from typing import List, Optional
+from urllib.parse import quote
 
 import numpy as np
 import pyarrow as pa
 
 from ddsp_core.features import hz_to_midi
+from pipelines import publish
 
 SCHEMA = pa.schema([
     pa.field("input_path", pa.string(), nullable=False),
@@ -85,39 +87,75 @@ def normalise(row: dict) -> dict:
   return out
 
 
+def url_path(relative: str) -> str:
+  """A relative file path as a URL path: '#', '?', '%', spaces... percent-quoted, '/' kept.
+
+  A browser reads '#' as a fragment, '?' as a query and '%xx' as an escape;
+  quoted, a file name is only a file name.
+  """
+  return quote(relative.replace(os.sep, "/"), safe="/")
+
+
+def relative_url(path: Optional[str], base_dir: str) -> Optional[str]:
+  """A local file as a URL relative to `base_dir` (a page there links it); a URL as it is."""
+  if not path:
+    return None
+  if "://" in path:
+    return path
+  return url_path(os.path.relpath(os.path.abspath(path), base_dir))
+
+
+# Laid out for a laptop screen (1366 px): long paths and messages wrap, players
+# are narrower than Chromium's 300 px default and the plot is a thumbnail that
+# links to the full image.
+INDEX_STYLE = (
+    "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;max-width:100%}"
+    "td,th{border:1px solid #ccc;padding:3px 5px;font-size:13px;vertical-align:top;"
+    "text-align:left}th{background:#f4f4f4}.failed{background:#fee}.num{text-align:right}"
+    ".path,.message{overflow-wrap:anywhere}.path{min-width:14em;max-width:26em}"
+    "audio{display:block;width:240px;height:32px;margin-top:2px}"
+    "img.thumb{display:block;width:64px;height:64px;object-fit:contain;border:1px solid #ccc}")
+
+
 def write_index(output: str, rows: List[dict]) -> str:
   """`output/index.html`: every row with players for input and output (static, relative links)."""
-  def rel(path):
-    return html.escape(os.path.relpath(path, output)) if path else ""
-
   def num(value, fmt):
     return "" if value is None else format(value, fmt)
-  lines = ["<!doctype html>", "<html><head><meta charset='utf-8'><title>ddsp-beam transfer</title>",
-           "<style>body{font-family:sans-serif;margin:1em}td,th{border:1px solid #ccc;"
-           "padding:4px;font-size:13px;vertical-align:top}table{border-collapse:collapse}"
-           ".failed{background:#fee}</style></head><body>",
+
+  def attr(url):
+    return html.escape(url or "", quote=True)
+
+  def player(path):
+    return f"<audio controls preload='metadata' src='{attr(relative_url(path, output))}'></audio>"
+  lines = ["<!doctype html>", "<html lang='en'><head><meta charset='utf-8'>"
+           "<title>ddsp-beam transfer</title>", f"<style>{INDEX_STYLE}</style></head><body>",
            f"<h1>Timbre transfer: {len(rows)} file/model pairs</h1>",
-           "<table><tr><th>input</th><th>model</th><th>status</th><th>input audio</th>"
-           "<th>output audio</th><th>f0 error (cents)</th><th>loudness L1 (dB)</th>"
+           "<table id='transfer'><tr><th>input</th><th>model</th><th>status</th>"
+           "<th>output</th><th>f0 error (cents)</th><th>loudness L1 (dB)</th>"
            "<th>octave shift</th><th>plot</th></tr>"]
   for r in rows:
     ok = r["status"] == "ok"
-    input_audio = (rel(os.path.abspath(r["input_path"])) if "://" not in r["input_path"]
-                   else html.escape(r["input_path"]))
-    output_audio = (f"<audio controls preload='none' src='{rel(r['output_path'])}'></audio>"
-                    if ok else "")
-    plot = f"<img src='{rel(r['plot_path'])}' width='320'>" if r.get("plot_path") else ""
-    status = "ok" if ok else html.escape(str(r.get("error_message") or "failed"))
+    output_audio = player(r["output_path"]) if r.get("output_path") else ""
+    plot = ""
+    if r.get("plot_path"):
+      src = attr(relative_url(r["plot_path"], output))
+      plot = (f"<a href='{src}'><img class='thumb' src='{src}' "
+              f"alt='plot of {html.escape(r['input_path'])}' title='open the full plot'></a>")
+    start = (f"<tr class='{'ok' if ok else 'failed'}'><td class='path'>"
+             f"{html.escape(r['input_path'])}{player(r['input_path'])}</td>"
+             f"<td>{html.escape(r['model'])}</td>")
+    if not ok:  # the message spans the columns a failed row has nothing for
+      message = html.escape(str(r.get("error_message") or "failed"))
+      lines.append(f"{start}<td class='message' colspan='6'>{message}</td></tr>")
+      continue
     lines.append(
-        f"<tr class='{'ok' if ok else 'failed'}'><td>{html.escape(r['input_path'])}</td>"
-        f"<td>{html.escape(r['model'])}</td><td>{status}</td>"
-        f"<td><audio controls preload='none' src='{input_audio}'></audio></td>"
-        f"<td>{output_audio}</td>"
-        f"<td>{num(r.get('f0_error_cents_median'), '.1f')}</td>"
-        f"<td>{num(r.get('loudness_l1_db'), '.2f')}</td>"
-        f"<td>{num(r.get('octave_shift'), 'd')}</td><td>{plot}</td></tr>")
+        f"{start}<td>ok</td><td>{output_audio}</td>"
+        f"<td class='num'>{num(r.get('f0_error_cents_median'), '.1f')}</td>"
+        f"<td class='num'>{num(r.get('loudness_l1_db'), '.2f')}</td>"
+        f"<td class='num'>{num(r.get('octave_shift'), 'd')}</td><td>{plot}</td></tr>")
   lines.append("</table></body></html>")
   path = os.path.join(output, "index.html")
-  with open(path, "w", encoding="utf-8") as f:
-    f.write("\n".join(lines) + "\n")
+  with publish.atomic_file(path) as tmp:
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.write("\n".join(lines) + "\n")
   return path

@@ -75,3 +75,12 @@ def dask_cluster():
   with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                 host="127.0.0.1", dashboard_address=None) as cluster:
     yield cluster
+
+
+@pytest.fixture
+def browser():
+  """Headless Chromium at 1366x768 driven by selenium (tests/browser.py); skips without one."""
+  from tests import browser as browser_lib  # pylint: disable=g-import-not-at-top
+  driver = browser_lib.start_browser()
+  yield driver
+  driver.quit()
