@@ -16,6 +16,7 @@ previous output only when the whole run succeeded.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -95,6 +96,7 @@ class ChunkTask:
   end_s: float
   window_starts: tuple
   padded: bool
+  signature: tuple = ()  # prepare_cache.file_signature when planned (local inputs)
 
 
 def _fraction(key: str) -> float:
@@ -128,10 +130,12 @@ class PlanChunks(beam.DoFn):
     cfg = self.config
     start = time.time()
     sha = None
+    planned = prepare_cache.planned_signature(path, local)  # before anything is read
     try:
       info = audio_lib.audio_info(local)  # first: it refuses FIFOs and folders, which hashing would not
       sha = prepare_cache.sha256_file(local)
       if info.duration_s < cfg.min_secs:
+        prepare_cache.check_unchanged(path, local, sha, planned)
         self.files_skipped.inc()
         row = reports.skipped_row(path, sha, info, f"shorter than --min_secs={cfg.min_secs:g} s "
                            f"({info.duration_s:.3f} s)", time.time() - start)
@@ -144,17 +148,26 @@ class PlanChunks(beam.DoFn):
       for t in range(0, int(np.ceil(info.duration_s)), cfg.chunk_secs):
         block = audio_lib.read_audio_range(local, t, cfg.chunk_secs, 16000, info)
         any_sound = any_sound or bool(np.any(block))
+      prepare_cache.check_unchanged(path, local, sha, planned)  # before the silence verdict is kept
       if not any_sound:
         audio_lib.check_not_silent(path, np.zeros(1))
+    except prepare_cache.ChangedWhilePrepared as e:  # not kept: its content is unknown
+      self.files_failed.inc()
+      yield beam.pvalue.TaggedOutput("errors", reports.error_row(path, "read", e))
+      return
     except audio_lib.AudioDecodeError as e:
       self.files_failed.inc()
       e = audio_lib.AudioDecodeError(path, e.reason, e.kind)  # name the input, not a local copy
       row = reports.error_row(path, "decode", e)
       if self.cache and e.kind != "unreadable" and os.path.isfile(local):
         try:  # kept by content, so an unchanged broken file is not decoded again
-          self.cache.write_outcome(sha or prepare_cache.sha256_file(local), path, "error", row)
+          sha = sha or prepare_cache.sha256_file(local)
+          prepare_cache.check_unchanged(path, local, sha, planned)  # after the hash: both of one content
+          self.cache.write_outcome(sha, path, "error", row)
         except OSError:
           pass
+        except prepare_cache.ChangedWhilePrepared as changed:  # the verdict may be of another
+          row = reports.error_row(path, "read", changed)
       yield beam.pvalue.TaggedOutput("errors", row)
       return
     except OSError as e:  # not kept: a read failure may pass
@@ -173,7 +186,7 @@ class PlanChunks(beam.DoFn):
       mine = tuple(s for s in starts if lo <= s < hi or (c == chunk_count - 1 and s >= hi))
       yield ChunkTask(path=path, sha256=sha, duration_s=info.duration_s, split=split,
                       chunk_index=c, chunk_count=chunk_count, start_s=float(lo),
-                      end_s=float(hi), window_starts=mine, padded=padded)
+                      end_s=float(hi), window_starts=mine, padded=padded, signature=planned)
     yield beam.pvalue.TaggedOutput("file_meta", (path, {
         "sha256": sha, "duration_s": info.duration_s, "sample_rate": info.sample_rate,
         "channels": info.channels, "split": split, "planning_s": time.time() - start}))
@@ -221,12 +234,23 @@ class ComputeChunkFeatures(beam.DoFn):
     last_window_end = max((s + spec.example_secs for s in task.window_starts), default=task.end_s)
     seg_start = max(0.0, task.start_s - CONTEXT_SECS)
     seg_end = min(task.duration_s, max(task.end_s, last_window_end) + CONTEXT_SECS)
-    audio16 = audio_lib.read_audio_range(local, seg_start, seg_end - seg_start, 16000)
+    # Read by path again: checked against the plan before anything is computed or kept.
+    as_planned = functools.partial(prepare_cache.read_as_planned, task.path, local, task.sha256,
+                                   task.signature)
+    try:
+      audio16 = audio_lib.read_audio_range(local, seg_start, seg_end - seg_start, 16000)
+      audio_sr = (audio16 if not spec.resamples_audio else audio_lib.read_audio_range(
+          local, seg_start, seg_end - seg_start, spec.sample_rate))
+    except (audio_lib.AudioDecodeError, OSError):
+      if as_planned():
+        raise
+      audio16 = None
+    if audio16 is None or not as_planned():  # FileRow reports the file
+      yield beam.pvalue.TaggedOutput("chunks", (task.path, {"changed": True}))
+      return
     feats = features_lib.compute_features(
         audio16, frame_rate=spec.frame_rate, viterbi=cfg.viterbi, padding=spec.padding,
         crepe_model=self.crepe, f0_rate=cfg.f0_rate)
-    audio_sr = (audio16 if not spec.resamples_audio else audio_lib.read_audio_range(
-        local, seg_start, seg_end - seg_start, spec.sample_rate))
     fill = {"f0_hz": 0.0, "f0_confidence": 0.0, "loudness_db": -DB_RANGE}
     counts = {"train": 0, "eval": 0, "dropped": 0}
     records, window_rows, stats_inputs = [], [], []
@@ -298,13 +322,28 @@ class ComputeChunkFeatures(beam.DoFn):
 
 
 class FileRow(beam.DoFn):
-  """files.parquet row of a computed file; with a cache, it completes the file's entry."""
+  """files.parquet row of a computed file; with a cache, it completes the file's entry.
+
+  A file that changed since it was planned goes to 'errors' instead, and its
+  chunks leave the cache (windows of chunks read before the change, which are
+  of the planned content, stay in this run's dataset: they were written already).
+  """
 
   def __init__(self, cache: Optional[prepare_cache.PrepareCache] = None):
     super().__init__()
     self.cache = cache
+    self.files_failed = Metrics.counter(NAMESPACE, "files_failed")
 
   def process(self, element):
+    path, grouped = element
+    sha = list(grouped["meta"])[0]["sha256"]
+    if not prepare_cache.assembled_as_planned(path, sha, grouped["chunks"]):
+      if self.cache:
+        self.cache.discard_chunks(sha)
+      self.files_failed.inc()
+      yield beam.pvalue.TaggedOutput("errors", reports.error_row(
+          path, "read", prepare_cache.ChangedWhilePrepared(path)))
+      return
     row = reports.file_row(element)
     if self.cache:
       chunks = len(list(element[1]["chunks"]))
@@ -338,10 +377,10 @@ def build_pipeline(pipeline: beam.Pipeline, paths: Sequence[str], staging: str,
               .with_outputs("windows", "stats", "chunks", main="examples"))
   file_rows = ({"meta": planned.file_meta, "chunks": computed.chunks}
                | "GroupByFile" >> beam.CoGroupByKey()
-               | "FileRows" >> beam.ParDo(FileRow(cache)))
+               | "FileRows" >> beam.ParDo(FileRow(cache)).with_outputs("errors", main="files"))
   outputs = {"examples": [computed.examples], "windows": [computed.windows],
-             "stats": [computed.stats], "files": [file_rows, planned.files],
-             "errors": [planned.errors]}
+             "stats": [computed.stats], "files": [file_rows.files, planned.files],
+             "errors": [planned.errors, file_rows.errors]}
   if cached:
     replayed = (pipeline
                 | "CachedInputs" >> beam.Create(sorted(cached))

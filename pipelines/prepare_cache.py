@@ -17,6 +17,13 @@ Every file is written under a temporary name and renamed, so a killed run
 leaves complete pieces or none; an entry counts only once `file.json` or
 `error.json` exists. The content is the same whatever the file is called: a
 renamed or copied recording is replayed under its new path.
+
+A recording is read again by path after it was hashed (to validate it, then
+once per chunk), so each read is checked against what was planned: a local
+file by its `file_signature` (any write or replacement changes it), a remote
+input's fresh copy by its hash, and the whole file is hashed again before its
+entry is completed. A recording that changed is reported
+(`ChangedWhilePrepared`) and nothing of it is kept under the planned hash.
 """
 
 import dataclasses
@@ -54,6 +61,72 @@ def sha256_file(path: str) -> str:
     for block in iter(lambda: f.read(1 << 20), b""):
       digest.update(block)
   return digest.hexdigest()
+
+
+def file_signature(path: str) -> Tuple[int, int, int, int]:
+  """(size, mtime_ns, ctime_ns, inode) of a file: a write or a replacement changes it.
+
+  The kernel sets ctime on every write (no tool can set it back); the device
+  is left out because it differs between clients of one network file system.
+  """
+  st = os.stat(path)
+  return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+class ChangedWhilePrepared(Exception):
+  """A recording's content is not the one it was planned (hashed) with."""
+  kind = "changed"
+
+  def __init__(self, path: str):
+    super().__init__(f"{path}: changed while being prepared (its content is not the one hashed "
+                     "when it was planned); nothing of it was kept, run again once it is stable")
+
+
+def read_as_planned(path: str, local: str, sha: str, signature: Sequence[int]) -> bool:
+  """Whether what was just read from `local` (the copy of input `path`) is the planned content.
+
+  A local input is compared by `file_signature` (cheap, once per chunk); a
+  remote input's copy is fetched whole for each task, so hashing it costs no
+  more than the fetch.
+  """
+  try:
+    if inputs.is_local(path):
+      return file_signature(local) == tuple(signature)
+    return sha256_file(local) == sha
+  except OSError:  # removed or made unreadable: not what was planned either
+    return False
+
+
+def planned_signature(path: str, local: str) -> Optional[tuple]:
+  """`file_signature` of input `path` before planning reads it; () for a remote input's copy
+  (private to the task), None when it cannot be read."""
+  try:
+    return file_signature(local) if inputs.is_local(path) else ()
+  except OSError:
+    return None
+
+
+def check_unchanged(path: str, local: str, sha: str, planned: Optional[tuple]) -> None:
+  """Raises `ChangedWhilePrepared` unless input `path` is as when planning began."""
+  if planned is None or (inputs.is_local(path) and not read_as_planned(path, local, sha, planned)):
+    raise ChangedWhilePrepared(path)
+
+
+def assembled_as_planned(path: str, sha: str, chunks: Sequence[dict]) -> bool:
+  """Whether every chunk read the planned content and a local `path` still hashes to `sha`.
+
+  The hash, once per file, catches a change that left the signature as it was
+  (a write within the file system's timestamp granularity); remote inputs'
+  copies were hashed per chunk.
+  """
+  if any(c.get("changed") for c in chunks):
+    return False
+  if not inputs.is_local(path):
+    return True
+  try:
+    return sha256_file(path) == sha
+  except OSError:
+    return False
 
 
 def _write_atomic(path: str, write) -> None:
@@ -147,6 +220,19 @@ class PrepareCache:
 
   def read_chunks(self, sha: str) -> List[str]:
     return sorted(glob.glob(os.path.join(self.entry(sha), "chunk-*.npz")))
+
+  def discard_chunks(self, sha: str) -> None:
+    """Removes an entry's chunks (of a recording that changed while they were computed).
+
+    Files, not the folder: another input of the same content may be writing
+    there, and an entry short of chunks is computed again (`complete`).
+    """
+    names = glob.glob(os.path.join(self.entry(sha), "chunk-*"))
+    for name in sorted(names, key=lambda n: not n.endswith(".npz")):  # markers first
+      try:
+        os.remove(name)
+      except FileNotFoundError:
+        pass
 
 
 def _renamed_example(record: bytes, path: str) -> bytes:

@@ -68,7 +68,8 @@ class ComputeIntoCache(beam.DoFn):
 
   def process(self, element):
     task, meta = element
-    task = prepare.ChunkTask(**dict(task, window_starts=tuple(task["window_starts"])))
+    task = prepare.ChunkTask(**dict(task, window_starts=tuple(task["window_starts"]),
+                                    signature=tuple(task.get("signature") or ())))
     _, tagged = _main_and_tagged(self.compute.process(task))
     for path, summary in tagged.get("chunks", []):
       yield path, (meta, summary)
@@ -85,7 +86,9 @@ class CompleteFile(beam.DoFn):
     path, values = element
     values = list(values)
     grouped = {"meta": [values[0][0]], "chunks": [summary for _, summary in values]}
-    yield from self.file_row.process((path, grouped))
+    # A file that changed is left incomplete: the assembly prepares it again, as it is then.
+    rows, _ = _main_and_tagged(self.file_row.process((path, grouped)))
+    yield from rows
 
 
 def analyse_into_cache(paths: Sequence[str], config: prepare.PrepareConfig,

@@ -4,7 +4,10 @@ import glob
 import os
 import shutil
 
+import pytest
+import soundfile as sf
 
+from ddsp_core import audio as audio_lib
 from pipelines import examples
 from pipelines import prepare
 from pipelines import prepare_cache
@@ -55,3 +58,65 @@ def test_cache_replays_what_it_computed(tmp_path, write_wav):
                                 progress=False)
   assert prepare_cache.settings_key(other) != prepare_cache.settings_key(CONFIG)
   shutil.rmtree(cache)
+
+
+@pytest.mark.parametrize("when", ["planning", "chunk read", "after the chunks"])
+def test_a_file_changed_while_prepared_is_reported_not_cached(tmp_path, write_wav, monkeypatch,
+                                                              when):
+  """A recording rewritten mid-run (in this process, at a fixed point) is an error, not an entry."""
+  a = write_wav("in/a.wav", tone(220.0, 2.5))
+  write_wav("in/b.wav", tone(330.0, 2.5, harmonics=3))
+  planned_sha = prepare_cache.sha256_file(a)
+  rewritten = []
+
+  def rewrite():  # another tone of the same length and format: it decodes fine
+    if not rewritten:
+      rewritten.append(when)
+      sf.write(a, tone(440.0, 2.5, harmonics=2), 16000)
+
+  if when == "planning":  # the first read validating a.wav, after it was hashed
+    read = audio_lib.read_audio_range
+
+    def hooked_read(path, *args, **kwargs):
+      if path == a:
+        rewrite()
+      return read(path, *args, **kwargs)
+    monkeypatch.setattr(audio_lib, "read_audio_range", hooked_read)
+  else:
+    compute = prepare.ComputeChunkFeatures.process
+
+    def hooked_compute(self, task):
+      if task.path == a and when == "chunk read":
+        rewrite()
+      yield from compute(self, task)
+      if task.path == a and when == "after the chunks":
+        rewrite()
+    monkeypatch.setattr(prepare.ComputeChunkFeatures, "process", hooked_compute)
+
+  cache_dir = str(tmp_path / "cache")
+  cache = prepare_cache.PrepareCache.for_config(cache_dir, CONFIG)
+  pattern = [str(tmp_path / "in" / "*.wav")]
+  first = prepare.run_prepare(pattern, str(tmp_path / "one"), CONFIG, cache_dir=cache_dir)
+  assert rewritten == [when]
+  new_sha = prepare_cache.sha256_file(a)
+  assert new_sha != planned_sha
+  assert first.exit_code == 1
+  assert [(e["path"], e["error_type"]) for e in first.errors] == [(a, "changed")]
+  assert "changed while being prepared" in first.errors[0]["message"]
+  tables = read_reports(str(tmp_path / "one"))
+  assert [os.path.basename(r["path"]) for r in tables["files"]] == ["b.wav"]
+  # Nothing kept under the planned hash (nor under the new one, never planned).
+  assert not cache.complete(planned_sha) and cache.read_chunks(planned_sha) == []
+  assert not cache.complete(new_sha)
+  if when != "after the chunks":  # read after the change: none of its windows is in the dataset
+    assert {k[0] for k in read_records(str(tmp_path / "one"))} == {"b.wav"}
+
+  monkeypatch.undo()  # the file is stable now: prepared normally, then replayed
+  second = prepare.run_prepare(pattern, str(tmp_path / "two"), CONFIG, cache_dir=cache_dir)
+  assert second.exit_code == 0 and second.errors == []
+  assert second.counters["files_cached"] == 1 and second.counters["chunks_computed"] == 1
+  files = {os.path.basename(r["path"]): r for r in read_reports(str(tmp_path / "two"))["files"]}
+  assert files["a.wav"]["sha256"] == new_sha and files["a.wav"]["status"] == "ok"
+  assert cache.complete(new_sha) and not cache.complete(planned_sha)
+  assert sorted(k for k in read_records(str(tmp_path / "two"))) == [
+      ("a.wav", 0.0), ("a.wav", 1.0), ("b.wav", 0.0), ("b.wav", 1.0)]
