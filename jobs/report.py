@@ -9,10 +9,10 @@ the page works from disk. The folder is built beside the old one and swapped
 in with one rename.
 """
 
+import datetime
 import glob
 import os
 import tempfile
-import time
 from typing import Dict, List, Optional
 
 import jinja2
@@ -25,6 +25,7 @@ from jobs.corpus import read_json
 from pipelines import examples
 from pipelines import publish
 from pipelines import reports
+from pipelines import transfer_report
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 MAX_WINDOWS = 2000  # windows sampled for the feature histograms
@@ -95,14 +96,6 @@ def plot_curve(curve: Dict[int, float], path: str, title: str) -> str:
   return plotting.save_figure(fig, path, title, dpi=80)
 
 
-def _rel(path: Optional[str], report_dir: str) -> Optional[str]:
-  if not path:
-    return None
-  if "://" in path:
-    return path
-  return os.path.relpath(os.path.abspath(path), report_dir).replace(os.sep, "/")
-
-
 def _dataset_section(name: str, root: str, staging: str, details: dict) -> dict:
   out_dir = os.path.join(root, "datasets", name)
   section = {"name": name, "output": out_dir, "info": None, "files": [], "errors": [],
@@ -146,15 +139,19 @@ def _transfer_section(root: str, report_dir: str) -> Optional[dict]:
     return None
   rows = pq.read_table(table).to_pylist()
   for r in rows:
-    r["input_src"] = _rel(r["input_path"], report_dir)
-    r["output_src"] = _rel(r["output_path"], report_dir)
-    r["plot_src"] = _rel(r["plot_path"], report_dir)
+    r["input_src"] = transfer_report.relative_url(r["input_path"], report_dir)
+    r["output_src"] = transfer_report.relative_url(r["output_path"], report_dir)
+    r["plot_src"] = transfer_report.relative_url(r["plot_path"], report_dir)
   return {"rows": rows, "output": os.path.join(root, "transfer"),
-          "index": _rel(os.path.join(root, "transfer", "index.html"), report_dir)}
+          "index": transfer_report.relative_url(os.path.join(root, "transfer", "index.html"),
+                                                report_dir)}
 
 
 def _fmt_time(t: Optional[float]) -> str:
-  return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else ""
+  """Unix time as ISO 8601 in the local zone, with its offset: '2026-12-01T16:40:00+00:00'."""
+  if not t:
+    return ""
+  return datetime.datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
 
 
 def write_report(report_dir: str, summary: dict, details: dict, state, config) -> str:
@@ -174,6 +171,7 @@ def write_report(report_dir: str, summary: dict, details: dict, state, config) -
       r["seconds"] = (r["finished"] - r["started"]) if r["finished"] else None
     context = {
         "summary": summary, "started": _fmt_time(summary["started"]),
+        "finished": _fmt_time(summary["finished"]),
         "seconds": summary["finished"] - summary["started"], "runs": runs,
         "stages": summary["stages"],
         "datasets": [_dataset_section(n, root, staging, details["datasets"].get(n))
@@ -185,6 +183,7 @@ def write_report(report_dir: str, summary: dict, details: dict, state, config) -
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["num"] = lambda v, fmt=".2f": "" if v is None else format(v, fmt)
+    env.filters["url"] = transfer_report.url_path  # a report-relative file path as a link
     html = env.get_template("report.html.j2").render(**context)
     with open(os.path.join(staging, "index.html"), "w", encoding="utf-8") as f:
       f.write(html)

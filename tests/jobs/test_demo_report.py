@@ -8,9 +8,36 @@ decoded, every audio element's media loaded, and no console error.
 
 import json
 import os
+import pathlib
+import re
+import time
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jobs import corpus_config
 from jobs import demo
+from jobs import report
+from jobs import state as state_lib
+from pipelines import transfer_report
 from tests import browser as browser_lib
+from tests.pipelines.test_transfer_report import ODD
+from tests.pipelines.test_transfer_report import odd_rows
+
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)")
+
+
+def check_fits_and_footer(driver, screenshot):
+  """No horizontal overflow at 1366x768, of the page or any table; the footer's time is ISO 8601."""
+  overflow = driver.execute_script(browser_lib.OVERFLOW_SCRIPT)
+  driver.save_screenshot(str(screenshot))  # the top, and the transfer table when there is one
+  if driver.execute_script("const t = document.getElementById('transfer');"
+                           "if (t) t.scrollIntoView(); return !!t;"):
+    driver.save_screenshot(str(screenshot).replace(".png", "_transfer.png"))
+  assert overflow["width"] == browser_lib.WINDOW[0], overflow
+  assert overflow["page"] <= 0 and all(over <= 0 for _, over in overflow["tables"]), overflow
+  written = driver.find_element("css selector", "#footer time").text
+  assert ISO_TIME.fullmatch(written), written
 
 
 def test_demo_runs_and_its_report_renders(tmp_path, browser):
@@ -44,3 +71,43 @@ def test_demo_runs_and_its_report_renders(tmp_path, browser):
   assert all(ready >= 1 and error is None and duration > 2 for _, ready, error, duration in audio), audio
   errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
   assert not errors, errors
+
+
+def test_report_links_odd_names_and_fits_a_laptop_screen(tmp_path, browser):
+  """The corpus report of a run with a transfer stage, input and output names with '#', '?', '%'."""
+  root = tmp_path / f"root {ODD}"
+  output, rows = odd_rows(tmp_path, root / "transfer")
+  os.makedirs(os.path.join(output, "reports"))
+  pq.write_table(pa.Table.from_pylist(rows, schema=transfer_report.SCHEMA),
+                 os.path.join(output, "reports", "transfer.parquet"))
+  transfer_report.write_index(output, rows)
+  config_path = tmp_path / "corpus.toml"
+  config_path.write_text(f"output = {json.dumps(str(root))}\n[transfer]\n"
+                         f"sources = [{json.dumps(str(tmp_path / '*.wav'))}]\n"
+                         f"models = [{json.dumps('violin=' + str(tmp_path / 'model'))}]\n")
+  config = corpus_config.load_config(str(config_path))
+  started = time.time()
+  summary = {"run_id": "20261201T164000Z-abcdef", "config": str(config_path), "output": str(root),
+             "started": started, "finished": started + 2.5, "exit_code": 1,
+             "stages": [{"name": "transfer", "status": "partial", "seconds": 2.5,
+                         "counters": {"inputs": 2, "rows": 2, "rendered": 2, "failed": 1},
+                         "message": "", "failures": [{"error_type": rows[1]["error_type"],
+                                                       "message": rows[1]["error_message"]}]}]}
+  with state_lib.StateStore(str(tmp_path / "state.sqlite")) as state:
+    state.begin_run(summary["run_id"], str(config_path), "hash")
+    index = report.write_report(str(root / "report"), summary, {"datasets": {}, "models": {}},
+                                state, config)
+
+  browser_lib.open_page(browser, pathlib.Path(index).as_uri())
+  assert browser.title == f"ddsp-beam run {summary['run_id']}"
+  found = browser_lib.media(browser)
+  ok, failed = rows
+  assert sorted(a[0] for a in found["audio"]) == sorted(
+      [ok["input_path"], ok["output_path"], failed["input_path"]]), found
+  assert all(ready >= 1 and error is None for _, ready, error, _ in found["audio"]), found
+  assert found["images"] == [[ok["plot_path"], True, 200]], found
+  assert sorted(found["links"]) == sorted([ok["plot_path"], os.path.join(output, "index.html")])
+  check_fits_and_footer(browser, tmp_path / "corpus_report.png")
+  started_cell = browser.find_element("css selector", "#runs tr:nth-child(2) td:nth-child(2)").text
+  assert ISO_TIME.fullmatch(started_cell), started_cell
+  assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

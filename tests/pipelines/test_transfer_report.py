@@ -39,10 +39,10 @@ def write_tone(path, seconds=1.0):
   return path
 
 
-def odd_rows(tmp_path):
+def odd_rows(tmp_path, output=None):
   """Report rows whose input, output and plot paths have '#', '?', '%' and spaces in folders and
   names; one ok row and one failed row with a long message. Returns (output dir, rows)."""
-  output = str(tmp_path / f"out {ODD}")
+  output = str(output or tmp_path / f"out {ODD}")
   long_dir = os.path.join(str(tmp_path), f"in {ODD}", "a rather long folder name for recordings",
                           "session 2026-12-01 take 3")
   ok_input = write_tone(os.path.join(long_dir, f"voice {ODD}.wav"))
