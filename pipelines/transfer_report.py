@@ -112,7 +112,7 @@ INDEX_STYLE = (
     "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;max-width:100%}"
     "td,th{border:1px solid #ccc;padding:3px 5px;font-size:13px;vertical-align:top;"
     "text-align:left}th{background:#f4f4f4}.failed{background:#fee}.num{text-align:right}"
-    ".path,.message{overflow-wrap:anywhere}.path{min-width:14em;max-width:26em}"
+    ".path,.message{overflow-wrap:anywhere}.path{min-width:14em}"
     "audio{display:block;width:240px;height:32px;margin-top:2px}"
     "img.thumb{display:block;width:64px;height:64px;object-fit:contain;border:1px solid #ccc}")
 
