@@ -352,6 +352,27 @@ def _cmd_status(args, extra):
   return EXIT_OK
 
 
+def _add_models_parser(sub):
+  p = sub.add_parser("models", help="the built-in instrument models and their model cards",
+                     description="Lists the built-in models this copy ships (names that "
+                     "`transfer --model` and a corpus config's [transfer] models accept) with "
+                     "their cards: data, architecture, training, eval losses, transfer quality, "
+                     "licence.")
+  p.add_argument("--json", action="store_true", help="print the cards as JSON")
+  p.set_defaults(func=_cmd_models)
+
+
+def _cmd_models(args, extra):
+  _no_extra("models", extra)
+  from ddsp_core import builtin_models  # pylint: disable=g-import-not-at-top
+  if args.json:
+    print(json.dumps({name: dict(builtin_models.read_card(path), path=path)
+                      for name, path in builtin_models.installed().items()}, indent=1))
+  else:
+    print("\n".join(builtin_models.summary_lines()))
+  return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="ddsp-beam", description="DDSP datasets, training and timbre transfer on Apache Beam.")
@@ -364,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_transfer_parser(sub)
   _add_import_parser(sub)
   _add_corpus_parsers(sub)
+  _add_models_parser(sub)
   return parser
 
 

@@ -17,7 +17,8 @@
 
     [transfer]
     sources = ["corpus/voice/*.wav"]
-    models = ["violin"]                  # [models.*] names, or "name=path/to/model_dir_or.zip"
+    models = ["violin"]                  # [models.*] names, built-in names (`ddsp-beam models`),
+                                         # or "name=path/to/model_dir_or.zip"
 
 Unknown keys and wrong types are errors that name the key. TOML because
 Python reads it without a dependency (`tomllib`) and it has comments and types.
@@ -31,6 +32,7 @@ import re
 import tomllib
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+from ddsp_core import builtin_models
 from ddsp_core import crepe
 from ddsp_core import training
 from pipelines import examples
@@ -253,13 +255,21 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> CorpusConfig:
   transfer_spec = None
   if "transfer" in table:
     settings = _typed(table["transfer"], TRANSFER_KEYS, "transfer", path)
+    entries, builtin = [], builtin_models.installed()
     for entry in settings["models"]:
-      if entry not in models and "=" not in entry:
+      if entry in models:  # a [models] name wins over a built-in one
+        entries.append(entry)
+      elif "=" in entry:
+        entries.append(_resolve_named(base, entry))
+      elif entry in builtin:
+        entries.append(f"{entry}={builtin[entry]}")
+      else:
         raise ConfigError(f"{path}: 'transfer.models' entry {entry!r} is neither one of the "
-                          "[models] nor NAME=PATH")
+                          f"[models], NAME=PATH nor a built-in model (built-in models: "
+                          f"{builtin_models.listing()})")
     transfer_spec = TransferSpec(
         sources=tuple(_resolve(base, s) for s in settings["sources"]),
-        models=tuple(e if e in models else _resolve_named(base, e) for e in settings["models"]),
+        models=tuple(entries),
         config=_transfer_config(settings, path))
   return CorpusConfig(
       path=path, output=_resolve(base, table["output"]), beam_args=tuple(beam_args),
