@@ -12,10 +12,16 @@ Decoding is streamed in blocks so that memory is bounded by the *output*
 count (a 2-hour 96 kHz 6-channel file would be 33 GB as float64).
 """
 
+import atexit
+import collections
 import dataclasses
+import hashlib
 import os
+import shutil
 import stat
 import struct
+import tempfile
+import threading
 from typing import Optional
 
 import numpy as np
@@ -194,6 +200,10 @@ def read_audio_range(path: str, start_s: float = 0.0,
                      info: Optional[AudioInfo] = None) -> np.ndarray:
   """Decodes part of a file as mono float32 at `sample_rate`.
 
+  Formats that only ffmpeg reads (audioread fallback) are decoded once per
+  process into a temporary file (see `_DecodedFiles`), so reading a file in n
+  ranges costs one decode, not n.
+
   Args:
     path: Audio file path.
     start_s: Start time in seconds (in the original file).
@@ -211,10 +221,21 @@ def read_audio_range(path: str, start_s: float = 0.0,
   path = os.fspath(path)
   info = info or audio_info(path)
   if info.format == "AUDIOREAD":
-    audio = _decode_audioread(path, sample_rate)
-    first = int(round(start_s * sample_rate))
-    last = None if duration_s is None else first + int(round(duration_s * sample_rate))
-    return audio[first:last]
+    f, decoded = _DECODED.open(path)
+    with f:  # ffmpeg's frame count is exact, its header's duration an estimate
+      return _read_frames(path, f, decoded, start_s, duration_s, sample_rate)
+  try:
+    f = sf.SoundFile(path)
+  except (sf.LibsndfileError, RuntimeError, OSError) as e:
+    raise AudioDecodeError(path, f"truncated or corrupt audio data near {start_s:.2f} s "
+                           f"({_libsndfile_reason(e)})", "corrupt") from e
+  with f:
+    return _read_frames(path, f, info, start_s, duration_s, sample_rate)
+
+
+def _read_frames(path: str, f: sf.SoundFile, info: AudioInfo, start_s: float,
+                 duration_s: Optional[float], sample_rate: int) -> np.ndarray:
+  """Streams [start_s, start_s + duration_s) of an open file through validation and resampling."""
   start = int(round(start_s * info.sample_rate))
   stop = (info.frames if duration_s is None else
           min(info.frames, start + int(round(duration_s * info.sample_rate))))
@@ -222,19 +243,18 @@ def read_audio_range(path: str, start_s: float = 0.0,
   pieces = []
   position = start
   try:
-    with sf.SoundFile(path) as f:
-      if start:
-        f.seek(start)
-      while position < stop:
-        n = min(_DECODE_BLOCK, stop - position)
-        block = f.read(n, dtype="float32", always_2d=True)
-        if block.shape[0] == 0:
-          break
-        _validate_block(path, block, position, info.sample_rate)
-        position += block.shape[0]
-        pieces.append(resample(block, last=position >= stop))
-      if resample._stream is not None and position < stop:  # pylint: disable=protected-access
-        pieces.append(resample(np.zeros((0, info.channels), np.float32), last=True))
+    if start:
+      f.seek(start)
+    while position < stop:
+      n = min(_DECODE_BLOCK, stop - position)
+      block = f.read(n, dtype="float32", always_2d=True)
+      if block.shape[0] == 0:
+        break
+      _validate_block(path, block, position, info.sample_rate)
+      position += block.shape[0]
+      pieces.append(resample(block, last=position >= stop))
+    if resample._stream is not None and position < stop:  # pylint: disable=protected-access
+      pieces.append(resample(np.zeros((0, info.channels), np.float32), last=True))
   except AudioDecodeError:
     raise
   except (sf.LibsndfileError, RuntimeError, OSError) as e:
@@ -249,19 +269,88 @@ def read_audio_range(path: str, start_s: float = 0.0,
   return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
 
 
-def _decode_audioread(path: str, sample_rate: int) -> np.ndarray:
+class _DecodedFiles:
+  """ffmpeg's decodes (audioread), kept as raw 16-bit PCM in a private temporary folder.
+
+  An m4a read in n ranges (validation, then each chunk with its context) was
+  decoded whole n times; here it is decoded once per process, streamed to disk
+  (memory stays one audioread buffer), and each range is a seek in the PCM. Entries
+  are keyed by the file's content (SHA-256), so a changed file, or a new temporary
+  copy of a remote one, is never confused with another; the least recently
+  used are deleted beyond `max_files`, and the folder when the process exits.
+  """
+
+  def __init__(self, max_files: int = 4):
+    self.max_files = max_files
+    self._lock = threading.Lock()
+    self._entries = collections.OrderedDict()  # sha256 -> AudioInfo of the PCM file
+    self._digests = {}  # (device, inode, size, mtime_ns) -> sha256
+    self._folder = None
+
+  def open(self, path: str):
+    """(an open soundfile of the decoded PCM, its AudioInfo); decodes on first use."""
+    digest = self._digest(path)
+    with self._lock:
+      entry = self._entries.get(digest)
+      if entry is None:  # decoding under the lock: two threads never decode one file twice
+        if self._folder is None:
+          self._folder = tempfile.mkdtemp(prefix="ddsp-beam-decoded-")
+          atexit.register(self.clear)
+        entry = _decode_to_pcm(path, self._folder)
+        self._entries[digest] = entry
+        while len(self._entries) > self.max_files:
+          _, old = self._entries.popitem(last=False)
+          os.remove(old.path)  # a reader that has it open keeps reading it
+      self._entries.move_to_end(digest)
+      f = sf.SoundFile(entry.path, "r", entry.sample_rate, entry.channels, "PCM_16",
+                       "LITTLE", "RAW")
+      return f, entry
+
+  def _digest(self, path: str) -> str:
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in self._digests:
+      if len(self._digests) > 4096:  # temporary copies of remote files each add one
+        self._digests.clear()
+      sha = hashlib.sha256()
+      with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+          sha.update(block)
+      self._digests[key] = sha.hexdigest()
+    return self._digests[key]
+
+  def clear(self) -> None:
+    """Deletes every decoded file and the folder."""
+    with self._lock:
+      self._entries.clear()
+      if self._folder is not None:
+        shutil.rmtree(self._folder, ignore_errors=True)
+        self._folder = None
+
+
+def _decode_to_pcm(path: str, folder: str) -> AudioInfo:
+  """Decodes a file with audioread (ffmpeg) to little-endian 16-bit PCM in `folder`."""
   import audioread  # pylint: disable=g-import-not-at-top
+  fd, pcm_path = tempfile.mkstemp(dir=folder, suffix=".pcm")
+  size = 0
   try:
-    with audioread.audio_open(path) as f:
-      channels, rate = f.channels, f.samplerate
-      pcm = b"".join(f)
+    with os.fdopen(fd, "wb") as out, audioread.audio_open(path) as f:
+      channels, rate = int(f.channels), int(f.samplerate)
+      for buf in f:
+        out.write(buf)
+        size += len(buf)
   except Exception as e:  # pylint: disable=broad-except
+    os.remove(pcm_path)
     raise AudioDecodeError(path, f"could not be decoded by ffmpeg ({e})", "corrupt") from e
-  audio = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
-  audio = audio.reshape(-1, channels).mean(axis=1)
-  if rate != sample_rate:
-    audio = soxr.resample(audio, rate, sample_rate, quality="HQ").astype(np.float32)
-  return audio
+  frames = size // (2 * channels)
+  if frames == 0:
+    os.remove(pcm_path)
+    raise AudioDecodeError(path, "holds no audio frames", "empty")
+  return AudioInfo(path=pcm_path, sample_rate=rate, channels=channels, frames=frames,
+                   format="RAW", subtype="PCM_16")
+
+
+_DECODED = _DecodedFiles()
 
 
 def load_audio(path: str, sample_rate: int = CREPE_SAMPLE_RATE,

@@ -1,7 +1,9 @@
 """Decoding, validation and resampling of real and generated files."""
 
 import os
+import shutil
 import struct
+import subprocess
 
 import numpy as np
 import pytest
@@ -156,3 +158,57 @@ def test_long_file_streams_in_blocks(write_wav):
   path = write_wav("noise.wav", x, subtype="FLOAT")
   y, _ = audio.load_audio(path)
   np.testing.assert_array_equal(y, sf.read(path, dtype="float32")[0])
+
+
+def _encode_m4a(write_wav, tmp_path, x, sample_rate, name="take"):
+  """x (mono or [n, channels]) as AAC in MP4 by ffmpeg: a format libsndfile does not read."""
+  pytest.importorskip("audioread")
+  if not shutil.which("ffmpeg"):
+    pytest.skip("ffmpeg not installed")
+  src = write_wav(f"{name}_src.wav", x, sample_rate)
+  path = str(tmp_path / f"{name}.m4a")
+  subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", src, "-c:a", "aac",
+                  "-b:a", "96k", path], check=True)
+  return path
+
+
+def test_m4a_read_in_chunks_is_decoded_once(write_wav, tmp_path, monkeypatch):
+  """Validation plus one read per chunk, as the prepare pipeline reads: ffmpeg decodes the
+  file once (not once per read, which was quadratic in the length), and the chunks hold
+  exactly the samples of a whole read and of ffmpeg's own output."""
+  import audioread  # pylint: disable=g-import-not-at-top
+  x = np.stack([tone(330, 12.0, 22050, harmonics=3), tone(495, 12.0, 22050)], axis=1)
+  path = _encode_m4a(write_wav, tmp_path, x, 22050)
+  opened = []
+  real_open = audioread.audio_open
+  monkeypatch.setattr(audioread, "audio_open",
+                      lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+  info = audio.audio_info(path)
+  assert info.format == "AUDIOREAD" and info.channels == 2  # the fallback, not libsndfile
+  rate = info.sample_rate
+  for t in range(0, 12, 2):  # validation, as PlanChunks does
+    audio.read_audio_range(path, t, 2.0, 16000, info)
+  chunks = [audio.read_audio_range(path, t, 1.0, rate, info) for t in range(13)]
+  whole = audio.read_audio_range(path, 0.0, None, rate, info)
+  assert len(opened) <= 2  # the header, then one decode (none if an earlier test decoded it)
+  with real_open(path) as f:
+    pcm = np.frombuffer(b"".join(f), "<i2").reshape(-1, 2).astype(np.float32) / 32768.0
+  np.testing.assert_array_equal(whole, pcm.mean(axis=1))
+  np.testing.assert_array_equal(np.concatenate(chunks), whole)
+  part = audio.read_audio_range(path, 2.5, 3.0, 16000, info)
+  assert len(part) == 48000
+
+
+def test_decoded_files_are_few_and_removed(write_wav, tmp_path):
+  decoded = audio._DecodedFiles(max_files=1)  # pylint: disable=protected-access
+  first = _encode_m4a(write_wav, tmp_path, tone(330, 2.0), 16000, "a")
+  second = _encode_m4a(write_wav, tmp_path, tone(440, 2.0), 16000, "b")
+  f, entry = decoded.open(first)
+  f.close()
+  folder = os.path.dirname(entry.path)
+  assert entry.channels == 1 and entry.frames >= 32000
+  f, entry = decoded.open(second)
+  f.close()
+  assert os.listdir(folder) == [os.path.basename(entry.path)]  # the older one deleted
+  decoded.clear()
+  assert not os.path.exists(folder)
