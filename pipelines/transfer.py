@@ -38,6 +38,7 @@ from apache_beam.metrics import Metrics
 from ddsp_core import adjust as adjust_lib
 from ddsp_core import archive
 from ddsp_core import audio as audio_lib
+from ddsp_core import builtin_models
 from ddsp_core import crepe as crepe_lib
 from ddsp_core import features as features_lib
 from ddsp_core import framing
@@ -77,7 +78,10 @@ class TransferConfig:
 
 
 def parse_model_arg(value: str):
-  """'name=path' or 'path' (named after the folder or zip) -> (name, path)."""
+  """'name=path', 'path' (named after the folder or zip) or a built-in name -> (name, path)."""
+  builtin = builtin_models.resolve_model_arg(value)  # raises, listing them, for unknown names
+  if builtin:
+    return builtin
   if "=" in value and not os.path.exists(value):
     name, path = value.split("=", 1)
   else:
