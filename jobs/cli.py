@@ -5,15 +5,21 @@ Exit status everywhere: 0 when every input succeeded, 1 when some inputs failed
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import re
 import sys
+import tempfile
+
+from jobs import cli_flags
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_RUN_FAILED = 0, 1, 2
 # Kept here (not imported from ddsp_core.crepe) so that `--help` starts without TensorFlow.
 CREPE_DEFAULT = "small"
 CREPE_CHOICES = ["tiny", "small", "medium", "large", "full"]
+VERBOSE_HELP = "show TensorFlow's start-up lines and INFO logs (hidden by default)"
 CREPE_HELP = ("CREPE capacity (default small: magenta's pitch accuracy at a fraction of full's "
               "cost; full: magenta's own model; medium and large need the crepe-medium or "
               "crepe-large extra)")
@@ -27,10 +33,52 @@ class _DropNoise(logging.Filter):
     return not any(n in record.getMessage() for n in self.NOISE)
 
 
-def _quiet_startup():
-  # TensorFlow's C++ start-up chatter is noise for a command-line user.
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  logging.getLogger().addFilter(_DropNoise())
+_NOISE_FILTER = _DropNoise()
+# A line of TensorFlow's C++ logging (absl's format, whose date and time read `0000 00:00:<Unix
+# time>` before absl is initialised: `I0000 00:00:1796143016.390409   7457 port.cc:153] oneDNN
+# custom operations are on...`), or absl's note before the first one.
+_TF_LOG_LINE = re.compile(rb"[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] "
+                          rb"|WARNING: All log messages before absl::InitializeLog\(\) is called")
+
+
+@contextlib.contextmanager
+def _tf_log_lines_dropped():
+  """Runs the block with fd 2 in a temporary file, then writes that to stderr without TF's log lines."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as tmp:
+    os.dup2(tmp.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      tmp.seek(0)
+      kept = [line for line in tmp.read().splitlines(keepends=True) if not _TF_LOG_LINE.match(line)]
+      sys.stderr.write(b"".join(kept).decode("utf-8", "replace"))
+      sys.stderr.flush()
+
+
+def _quiet_startup(verbose: bool, imports_tensorflow: bool = True):
+  """TensorFlow's start-up lines and INFO logs: all of them when `verbose`, else none.
+
+  TF_CPP_MIN_LOG_LEVEL has to be set before TensorFlow is imported, and it does
+  not reach every line: each of TensorFlow's shared libraries has its own copy of
+  absl logging, and some write while they load (`I0000 ... port.cc:153] oneDNN
+  custom operations are on`). So TensorFlow is imported here, for the subcommands
+  that use it, with fd 2 captured, and what the import wrote is passed on
+  without TensorFlow's log lines.
+  """
+  if verbose:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    logging.getLogger().removeFilter(_NOISE_FILTER)
+    logging.basicConfig(level=logging.INFO)
+    return
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # a user's own setting wins
+  if imports_tensorflow and "tensorflow" not in sys.modules:
+    with _tf_log_lines_dropped():
+      import tensorflow  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
 
 
 def _add_features_parser(sub):
@@ -57,9 +105,7 @@ def _add_features_parser(sub):
   p.set_defaults(func=_cmd_features)
 
 
-def _cmd_features(args, extra):
-  if extra:
-    raise SystemExit(f"ddsp-beam features: unknown arguments {extra}")
+def _cmd_features(args, unused_beam_args):
   from jobs import features  # pylint: disable=g-import-not-at-top
   result = features.run_features(
       args.inputs, args.output, crepe_model=args.crepe_model, frame_rate=args.frame_rate,
@@ -78,8 +124,9 @@ def _add_prepare_parser(sub):
   p = sub.add_parser(
       "prepare", help="recordings -> TFRecord dataset, statistics and Parquet reports (Beam)",
       description="Turns recordings into a DDSP training dataset with an Apache Beam pipeline. "
-      "Unknown flags are passed to Beam's PipelineOptions (--runner, --direct_num_workers, "
-      "--direct_running_mode, --project, ...); the default runner is the DirectRunner.")
+      "Beam's PipelineOptions flags are passed to Beam (--runner, --direct_num_workers, "
+      "--direct_running_mode, --project, ...; any other flag is refused); the default runner is "
+      "the DirectRunner.")
   p.add_argument("--input", action="append", required=True,
                  help="glob pattern, file or directory; repeat for more")
   p.add_argument("--output", required=True, help="dataset folder (replaced when the run succeeds)")
@@ -108,7 +155,7 @@ def _add_prepare_parser(sub):
   p.add_argument("--cache_dir", help="keep each recording's results here (by content and "
                  "settings) and reuse them in later runs instead of computing them again")
   p.add_argument("--no_progress", action="store_true")
-  p.set_defaults(func=_cmd_prepare)
+  p.set_defaults(func=_cmd_prepare, passes_beam_args=True)
 
 
 def _cmd_prepare(args, beam_args):
@@ -167,7 +214,13 @@ def _add_train_parsers(sub):
   p.add_argument("--checkpoint_every", type=int, default=300)
   p.add_argument("--keep_checkpoints", type=int, default=3)
   p.add_argument("--log_every", type=int, default=50)
-  p.add_argument("--seed", type=int, default=None)
+  p.add_argument("--seed", type=int, default=0,
+                 help="seeds weights, shuffling and noise: the same command gives the same "
+                 "loss curve (default 0)")
+  p.add_argument("--jit_compile", action=argparse.BooleanOptionalAction, default=True,
+                 help="compile the training step with XLA (default on; --no-jit_compile: off)")
+  p.add_argument("--precision", choices=("float32", "bfloat16"), default=None,
+                 help="the decoder's matrix products (default: the gin files', float32)")
   p.add_argument("--eval", action=argparse.BooleanOptionalAction, default=True,
                  help="evaluate on the eval split at the end (default on)")
   p.add_argument("--eval_crepe_model", default="tiny")
@@ -188,26 +241,20 @@ def _add_train_parsers(sub):
   x.set_defaults(func=_cmd_export)
 
 
-def _no_extra(command, extra):
-  if extra:
-    raise SystemExit(f"ddsp-beam {command}: unknown arguments {extra}")
-
-
-def _cmd_train(args, extra):
-  _no_extra("train", extra)
+def _cmd_train(args, unused_beam_args):
   from jobs import train  # pylint: disable=g-import-not-at-top
   result = train.run_training(
       _open_data(args), args.model_dir, gin_files=args.gin_file or ["solo_instrument.gin"],
       gin_params=args.gin_param, steps=args.steps, checkpoint_every=args.checkpoint_every,
       keep_checkpoints=args.keep_checkpoints, log_every=args.log_every, seed=args.seed,
       progress=not args.no_progress, evaluate_at_end=args.eval,
-      eval_crepe_model=args.eval_crepe_model)
+      eval_crepe_model=args.eval_crepe_model, jit_compile=args.jit_compile,
+      precision=args.precision)
   print(f"trained to step {result.step} (resumed from {result.resumed_from}) -> {result.model_dir}")
   return EXIT_OK
 
 
-def _cmd_eval(args, extra):
-  _no_extra("eval", extra)
+def _cmd_eval(args, unused_beam_args):
   from jobs import train  # pylint: disable=g-import-not-at-top
   summary = train.evaluate(args.model_dir, _open_data(args), args.split, crepe_model=args.crepe_model,
                            max_examples=args.max_examples)
@@ -215,8 +262,7 @@ def _cmd_eval(args, extra):
   return EXIT_OK
 
 
-def _cmd_export(args, extra):
-  _no_extra("export", extra)
+def _cmd_export(args, unused_beam_args):
   from jobs import train  # pylint: disable=g-import-not-at-top
   out = train.export(args.model_dir, args.output, args.zip)
   print(f"step {out['step']}: SavedModel -> {out['saved_model']}; zip -> {out['zip']}")
@@ -229,7 +275,7 @@ def _add_transfer_parser(sub):
       description="Transfers every input through every model. Batch: --input patterns and "
       "--output DIR (WAVs in DIR/<model>/..., report in DIR/reports/transfer.parquet, "
       "DIR/index.html). Single file: `ddsp-beam transfer one.wav --model M -o out.wav`. "
-      "Unknown flags go to Beam's PipelineOptions.")
+      "Beam's PipelineOptions flags go to Beam; any other flag is refused.")
   p.add_argument("files", nargs="*", help="input files (same as --input)")
   p.add_argument("--input", action="append", default=[], help="glob pattern, file or directory")
   p.add_argument("--model", action="append", required=True,
@@ -250,7 +296,7 @@ def _add_transfer_parser(sub):
                  help=CREPE_HELP)
   p.add_argument("--plots", action="store_true", help="a PNG per (file, model)")
   p.add_argument("--cache_dir", default=None, help="where model zips are extracted")
-  p.set_defaults(func=_cmd_transfer)
+  p.set_defaults(func=_cmd_transfer, passes_beam_args=True)
 
 
 def _cmd_transfer(args, beam_args):
@@ -299,8 +345,7 @@ def _add_import_parser(sub):
   p.set_defaults(func=_cmd_import)
 
 
-def _cmd_import(args, extra):
-  _no_extra("import-model", extra)
+def _cmd_import(args, unused_beam_args):
   from jobs import import_model  # pylint: disable=g-import-not-at-top
   result = import_model.import_model(args.source, args.output, trust_pickle=args.trust_pickle)
   print(f"imported {args.source} (step {result.step}, {result.weights} weights, "
@@ -318,12 +363,12 @@ def _add_corpus_parsers(sub):
       description="Runs the corpus job described by a TOML config (see the README): prepares "
       "the datasets, trains the models and transfers the transfer inputs, doing only what "
       "changed since the last run. Exit status 0 all good, 1 some inputs failed (listed), "
-      "2 the run failed. Unknown flags go to Beam's PipelineOptions (after the config's "
-      "beam_args).")
+      "2 the run failed. Beam's PipelineOptions flags go to Beam (after the config's "
+      "beam_args); any other flag is refused.")
   p.add_argument("config", help="corpus config (TOML)")
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                  help="override a config value, e.g. models.violin.steps=30; repeatable")
-  p.set_defaults(func=_cmd_run)
+  p.set_defaults(func=_cmd_run, passes_beam_args=True)
   s = sub.add_parser("status", help="what the corpus job has processed, what is pending or "
                      "failed, and its last runs")
   s.add_argument("config", help="corpus config (TOML)")
@@ -341,8 +386,7 @@ def _cmd_run(args, beam_args):
   return result.exit_code
 
 
-def _cmd_status(args, extra):
-  _no_extra("status", extra)
+def _cmd_status(args, unused_beam_args):
   from jobs import corpus  # pylint: disable=g-import-not-at-top
   status = corpus.corpus_status(args.config, args.set)
   if args.json:
@@ -359,11 +403,10 @@ def _add_models_parser(sub):
                      "their cards: data, architecture, training, eval losses, transfer quality, "
                      "licence.")
   p.add_argument("--json", action="store_true", help="print the cards as JSON")
-  p.set_defaults(func=_cmd_models)
+  p.set_defaults(func=_cmd_models, imports_tensorflow=False)
 
 
-def _cmd_models(args, extra):
-  _no_extra("models", extra)
+def _cmd_models(args, unused_beam_args):
   from ddsp_core import builtin_models  # pylint: disable=g-import-not-at-top
   if args.json:
     print(json.dumps({name: dict(builtin_models.read_card(path), path=path)
@@ -378,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
       prog="ddsp-beam", description="DDSP datasets, training and timbre transfer on Apache Beam.")
   from ddsp_core.version import __version__  # pylint: disable=g-import-not-at-top
   parser.add_argument("--version", action="version", version=f"ddsp-beam {__version__}")
+  parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
   sub = parser.add_subparsers(dest="command", required=True)
   _add_features_parser(sub)
   _add_prepare_parser(sub)
@@ -386,15 +430,22 @@ def build_parser() -> argparse.ArgumentParser:
   _add_import_parser(sub)
   _add_corpus_parsers(sub)
   _add_models_parser(sub)
+  for p in sub.choices.values():  # also after the subcommand; SUPPRESS keeps the top-level value
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
   return parser
 
 
 def main(argv=None) -> int:
-  _quiet_startup()
+  logging.getLogger().addFilter(_NOISE_FILTER)  # before Beam is imported to check flags
   parser = build_parser()
-  args, extra = parser.parse_known_args(argv)
   try:
-    return args.func(args, extra)
+    args, beam_args = cli_flags.parse_command_line(parser, sys.argv[1:] if argv is None else argv)
+  except cli_flags.FlagError as e:
+    print(e, file=sys.stderr)
+    return EXIT_RUN_FAILED
+  _quiet_startup(args.verbose, getattr(args, "imports_tensorflow", True))
+  try:
+    return args.func(args, beam_args)
   except SystemExit as e:
     if isinstance(e.code, str):
       print(e.code, file=sys.stderr)

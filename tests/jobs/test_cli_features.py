@@ -1,14 +1,17 @@
 """`ddsp-beam features` end to end: Parquet rows, errors table, plots, exit codes."""
 
 import os
+import re
 import shutil
+import subprocess
+import sys
 
 import pyarrow.parquet as pq
 import pytest
 
 from jobs import cli
 from jobs import features as features_job
-from tests.conftest import tone
+from tests.conftest import REPO, tone
 
 
 def test_good_and_bad_files(corpus, tmp_path, write_wav):
@@ -79,3 +82,23 @@ def test_the_command_lines_crepe_default_is_the_librarys():
   from ddsp_core import crepe  # pylint: disable=g-import-not-at-top
   assert cli.CREPE_DEFAULT == crepe.DEFAULT_MODEL and crepe.DEFAULT_MODEL in cli.CREPE_CHOICES
   crepe.weights_path(crepe.DEFAULT_MODEL)  # installed with ddsp-beam itself
+
+
+def _features_in_a_subprocess(tmp_path, wav, *flags):
+  """stderr of `python -m jobs.cli [flags] features WAV` as a user runs it (exit 0 asserted)."""
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # a user's default
+  env["TF_ENABLE_ONEDNN_OPTS"] = "1"  # where oneDNN is off by default, its start-up lines need it
+  done = subprocess.run([sys.executable, "-m", "jobs.cli", *flags, "features", wav,
+                         "-o", str(tmp_path / "f.parquet"), "--crepe_model", "tiny", "--no_progress"],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr
+  return done.stderr
+
+
+def test_tensorflows_start_up_lines_only_with_verbose(tmp_path, write_wav):
+  """TF's C++ lines (`I0000 ... oneDNN custom operations are on`, `E0000 ...`) read as errors."""
+  wav = write_wav("a.wav", tone(300, 0.5))
+  quiet = _features_in_a_subprocess(tmp_path, wav)
+  assert not re.search(r"^[IWEF]\d{4} |oneDNN|absl::InitializeLog", quiet, re.M), quiet
+  verbose = _features_in_a_subprocess(tmp_path, wav, "--verbose")
+  assert re.search(r"^I\d{4} .*oneDNN custom operations are on", verbose, re.M), verbose
