@@ -23,7 +23,6 @@ def main(argv=None) -> int:
   ap.add_argument("--steps", type=int, default=30 if os.environ.get("CI") == "true" else None,
                   help="training steps (default: the config's; 30 when CI=true)")
   args, beam_args = ap.parse_known_args(argv)
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   from jobs import cli  # pylint: disable=g-import-not-at-top
   overrides = []
   if args.output:
