@@ -3,7 +3,9 @@
 Refuses absolute paths, `..` components, links, more than `max_files`
 entries and more than `max_bytes` once expanded (a zip bomb), before writing
 anything. Extraction goes to a temporary folder renamed into place, so a
-failure leaves nothing half-extracted.
+failure leaves nothing half-extracted; the folder is named by the archive's
+content, so when another process extracted the same archive first, its
+folder is the result (several workers load one model at once).
 """
 
 import hashlib
@@ -81,7 +83,12 @@ def extract_zip(path: str, cache_dir: str, max_files: int = MAX_FILES,
               if written > max_bytes:  # sizes in the header can lie
                 raise UnsafeArchiveError(f"{path}: expands to more than {max_bytes} bytes")
               out.write(block)
-      os.rename(tmp, dest)
+      try:
+        os.rename(tmp, dest)
+      except OSError:
+        if not os.path.isdir(dest):
+          raise
+        shutil.rmtree(tmp, ignore_errors=True)  # renamed there complete: the same content
     except BaseException:
       shutil.rmtree(tmp, ignore_errors=True)
       raise

@@ -397,7 +397,8 @@ def corpus_status(config_path: str, overrides=()) -> dict:
   if not os.path.exists(os.path.join(root, "state.sqlite")):
     out["note"] = "no run yet"
     return out
-  with state_lib.StateStore(os.path.join(root, "state.sqlite")) as store:
+  # Read-only: a run may hold the lock and be writing the store right now.
+  with state_lib.StateStore(os.path.join(root, "state.sqlite"), read_only=True) as store:
     for ds in config.datasets.values():
       paths = inputs.expand_inputs(ds.sources)
       hashes = store.hash_files(paths)

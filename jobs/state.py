@@ -9,6 +9,10 @@ again, and each model's training target. The work itself (windows, transfer
 outputs) lives in content-addressed caches beside it; the store is
 bookkeeping, and every change to it is one SQLite transaction.
 
+Only the run holding the lock writes the store: `ddsp-beam status` opens it
+read-only (`read_only=True`, SQLite's `query_only`), so what it hashes is
+not stored, and a run in progress is never raced by it.
+
 `RunLock` is an exclusive lock on `<output>/run.lock` (`fasteners`, a POSIX
 file lock that the kernel releases when its process dies, so a dead run never
 blocks the next one). A run still marked 'running' in the store while nobody
@@ -61,7 +65,7 @@ class RunLock:
     if not self.lock.acquire(blocking=False):
       holder = ""
       try:
-        with StateStore(os.path.join(self.root, "state.sqlite")) as store:
+        with StateStore(os.path.join(self.root, "state.sqlite"), read_only=True) as store:
           running = store.running_runs()
         if running:
           r = running[-1]
@@ -80,12 +84,16 @@ class RunLock:
 class StateStore:
   """SQLite bookkeeping of the corpus job (see the module docstring)."""
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, read_only: bool = False):
     self.path = path
+    self.read_only = read_only
     self.db = sqlite3.connect(path, timeout=60)
     self.db.row_factory = sqlite3.Row
-    with self.db:
-      self.db.executescript(SCHEMA)
+    if read_only:  # a write raises; a hot journal of a killed run is still rolled back
+      self.db.execute("PRAGMA query_only = ON")
+    else:
+      with self.db:
+        self.db.executescript(SCHEMA)
 
   def __enter__(self):
     return self
@@ -142,7 +150,7 @@ class StateStore:
     """sha256 of each local file, reusing the stored hash while size and mtime are unchanged.
 
     Remote paths and files that cannot be read map to None (the pipelines
-    report them).
+    report them). A read-only store hashes without storing.
     """
     out = {}
     for path in paths:
@@ -162,9 +170,10 @@ class StateStore:
         sha = prepare_cache.sha256_file(path)
       except OSError:
         continue
-      with self.db:
-        self.db.execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)",
-                        (path, st.st_size, st.st_mtime_ns, sha))
+      if not self.read_only:
+        with self.db:
+          self.db.execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)",
+                          (path, st.st_size, st.st_mtime_ns, sha))
       out[path] = sha
     return out
 

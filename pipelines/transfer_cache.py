@@ -98,6 +98,9 @@ class CommitTransfer(beam.DoFn):
     self.rendered.inc()
     key = self.keys.get((row["input_path"], row["model"]))
     kept = dict(row)
+    # Another input of the same content may commit this key at the same time: its files are
+    # its own (`work_outputs`), rendered from the same content, model and settings: the last
+    # replace of each file wins, and either is the row's output.
     if key is not None:  # else the content is unknown (unreadable input): reported, not kept
       entry = self.cache.entry(key)
       os.makedirs(entry, exist_ok=True)
@@ -113,6 +116,18 @@ class CommitTransfer(beam.DoFn):
                                                               "model": row["model"]})
 
 
+def work_outputs(pairs: Dict[str, List[str]], keys: Dict[Tuple[str, str], Optional[str]],
+                 work_dir: str) -> Dict[str, Dict[str, str]]:
+  """Input path -> model name -> the WAV it is rendered to, one file per (input, model).
+
+  Inputs of the same content share a cache key, and may be rendered at once
+  by two workers: each has a work file of its own (numbered by input), so one
+  commit never moves away the file that the other is writing or committing.
+  """
+  return {path: {name: os.path.join(work_dir, name, f"{keys[(path, name)] or 'nokey'}.{i}.wav")
+                 for name in names} for i, (path, names) in enumerate(sorted(pairs.items()))}
+
+
 def render_pairs(pairs: Dict[str, List[str]], keys: Dict[Tuple[str, str], Optional[str]],
                  model_paths: Dict[str, str], config: transfer.TransferConfig,
                  cache: TransferCache, work_dir: str, protected: Sequence[str],
@@ -124,8 +139,7 @@ def render_pairs(pairs: Dict[str, List[str]], keys: Dict[Tuple[str, str], Option
   """
   if not pairs:
     return [], {}
-  outputs = {path: {name: os.path.join(work_dir, name, f"{keys[(path, name)] or 'nokey'}.wav")
-                    for name in names} for path, names in pairs.items()}
+  outputs = work_outputs(pairs, keys, work_dir)
   plots_dir = os.path.join(work_dir, "plots") if config.plots else None
   rows_dir = os.path.join(work_dir, "rows")
   pipeline = beam.Pipeline(options=runner.pipeline_options(beam_args))
