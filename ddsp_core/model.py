@@ -30,16 +30,24 @@ def scale_loudness(loudness_db):
 
 
 class Dense(tf.Module):
-  """y = x W + b, Glorot-uniform initialised."""
+  """y = x W + b, Glorot-uniform initialised.
 
-  def __init__(self, n_in, n_out, name=None):
+  `compute_dtype` 'bfloat16' runs the matrix product in bfloat16 (the weights
+  stay float32; the product is cast back), the mixed precision of the decoder.
+  """
+
+  def __init__(self, n_in, n_out, compute_dtype="float32", name=None):
     super().__init__(name=name)
     limit = (6.0 / (n_in + n_out)) ** 0.5
     self.kernel = tf.Variable(tf.random.uniform([n_in, n_out], -limit, limit), name="kernel")
     self.bias = tf.Variable(tf.zeros([n_out]), name="bias")
+    self.compute_dtype = tf.as_dtype(compute_dtype)
 
   def __call__(self, x):
-    return tf.tensordot(x, self.kernel, 1) + self.bias
+    if self.compute_dtype == tf.float32:
+      return tf.tensordot(x, self.kernel, 1) + self.bias
+    y = tf.tensordot(tf.cast(x, self.compute_dtype), tf.cast(self.kernel, self.compute_dtype), 1)
+    return tf.cast(y, tf.float32) + self.bias
 
 
 class LayerNorm(tf.Module):
@@ -58,9 +66,10 @@ class LayerNorm(tf.Module):
 class FcStack(tf.Module):
   """`layers` x (Dense -> LayerNorm -> leaky ReLU)."""
 
-  def __init__(self, n_in, ch, layers=3, name=None):
+  def __init__(self, n_in, ch, layers=3, compute_dtype="float32", name=None):
     super().__init__(name=name)
-    self.dense = [Dense(n_in if i == 0 else ch, ch, name=f"dense_{i}") for i in range(layers)]
+    self.dense = [Dense(n_in if i == 0 else ch, ch, compute_dtype, name=f"dense_{i}")
+                  for i in range(layers)]
     self.norm = [LayerNorm(ch, name=f"norm_{i}") for i in range(layers)]
 
   def __call__(self, x):
@@ -76,11 +85,11 @@ class Gru(tf.Module):
   in a loop (`tf.scan`).
   """
 
-  def __init__(self, n_in, units, name=None):
+  def __init__(self, n_in, units, compute_dtype="float32", name=None):
     super().__init__(name=name)
     self.units = units
-    self.input_kernel = Dense(n_in, 3 * units, name="input")
-    self.recurrent_kernel = Dense(units, 3 * units, name="recurrent")
+    self.input_kernel = Dense(n_in, 3 * units, compute_dtype, name="input")
+    self.recurrent_kernel = Dense(units, 3 * units, compute_dtype, name="recurrent")
 
   def __call__(self, x, state=None):
     """x: [B, F, n_in]; state: [B, units] or None. Returns ([B, F, units], [B, units])."""
@@ -102,15 +111,24 @@ class Gru(tf.Module):
 
 @gin.configurable
 class RnnFcDecoder(tf.Module):
-  """magenta's RnnFcDecoder: input stacks -> GRU -> output stack -> controls."""
+  """magenta's RnnFcDecoder: input stacks -> GRU -> output stack -> controls.
+
+  `compute_dtype` 'bfloat16' computes the hidden layers' matrix products in
+  bfloat16 (weights, layer norms, the GRU state and the output layer stay
+  float32): `ddsp-beam train --precision bfloat16`.
+  """
 
   def __init__(self, rnn_channels=512, ch=512, layers_per_stack=3, n_harmonics=60,
-               n_noise_magnitudes=65, name="decoder"):
+               n_noise_magnitudes=65, compute_dtype="float32", name="decoder"):
     super().__init__(name=name)
-    self.input_stacks = [FcStack(1, ch, layers_per_stack, name=f"input_stack_{i}")
+    if compute_dtype not in ("float32", "bfloat16"):
+      raise ValueError(f"compute_dtype {compute_dtype!r}: float32 or bfloat16")
+    self.compute_dtype = compute_dtype
+    self.input_stacks = [FcStack(1, ch, layers_per_stack, compute_dtype, name=f"input_stack_{i}")
                          for i in range(2)]
-    self.rnn = Gru(2 * ch, rnn_channels, name="gru")
-    self.output_stack = FcStack(2 * ch + rnn_channels, ch, layers_per_stack, name="output_stack")
+    self.rnn = Gru(2 * ch, rnn_channels, compute_dtype, name="gru")
+    self.output_stack = FcStack(2 * ch + rnn_channels, ch, layers_per_stack, compute_dtype,
+                                name="output_stack")
     self.splits = (1, n_harmonics, n_noise_magnitudes)
     self.output_dense = Dense(ch, sum(self.splits), name="output")
 
@@ -159,21 +177,22 @@ class Autoencoder(tf.Module):
         "noise_magnitudes": synth.exp_sigmoid(out["noise_magnitudes"] + self.noise_initial_bias),
     }, state
 
-  def synthesize(self, controls, seed=None):
+  def synthesize(self, controls, seed=None, noise=None):
+    """Audio from controls; `seed` (pair of ints) or `noise` ([B, T] in [-1, 1)) fixes the noise."""
     harmonic = synth.harmonic_synthesis(controls["f0_hz"], controls["amplitude"],
                                         controls["harmonic_distribution"], self.hop,
                                         self.sample_rate)
     noise = synth.filtered_noise(controls["noise_magnitudes"], self.hop,
-                                 self.noise_window_size, seed=seed)
+                                 self.noise_window_size, seed=seed, noise=noise)
     audio = harmonic + noise
     if self.reverb_ir is not None:
       audio = synth.reverb(audio, self.reverb_ir)
     return audio
 
-  def __call__(self, f0_hz, loudness_db, seed=None):
-    """[B, F] f0 (Hz) and loudness (dB) -> [B, F * hop] audio."""
+  def __call__(self, f0_hz, loudness_db, seed=None, noise=None):
+    """[B, F] f0 (Hz) and loudness (dB) -> [B, F * hop] audio (see `synthesize` for the noise)."""
     controls, _ = self.controls(f0_hz, loudness_db)
-    return self.synthesize(controls, seed)
+    return self.synthesize(controls, seed, noise)
 
   @property
   def n_parameters(self):

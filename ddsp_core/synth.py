@@ -33,6 +33,35 @@ def _with_endpoint(x, endpoint):
   return tf.concat([x, x[:, -1:, :] if endpoint is None else endpoint], axis=1)
 
 
+def dim(x, axis):
+  """A dimension: a Python int when the shape is static (XLA needs constants), else a tensor."""
+  static = x.shape[axis]
+  return static if static is not None else tf.shape(x)[axis]
+
+
+def linear_weights(hop):
+  """[hop] weight of the next frame for linear interpolation: r / hop."""
+  return tf.range(hop, dtype=tf.float32) / float(hop)
+
+
+def hann_weights(hop):
+  """[hop] weight of the next frame for overlapping Hann windows: sin^2(pi r / (2 hop)).
+
+  Two periodic Hann windows of 2 * hop overlapping by hop sum to one; at
+  sample r after a frame the next frame's window is at w[r] and the current
+  one's at w[r + hop] = 1 - w[r].
+  """
+  return tf.signal.hann_window(2 * hop)[:hop]
+
+
+def _upsample(x, hop, next_weights, endpoint=None):
+  """[B, F, C] -> [B, F * hop, C]: (1 - w[r]) x[m] + w[r] x[m + 1] at sample m * hop + r."""
+  x = _with_endpoint(x, endpoint)
+  w = next_weights[:, tf.newaxis]  # [hop, 1]
+  y = x[:, :-1, tf.newaxis, :] * (1.0 - w) + x[:, 1:, tf.newaxis, :] * w  # [B, F, hop, C]
+  return tf.reshape(y, [dim(x, 0), (dim(x, 1) - 1) * hop, dim(x, 2)])
+
+
 def interpolate_frames(x, hop, endpoint=None):
   """Linear interpolation of frame-rate controls to the sample rate.
 
@@ -48,20 +77,16 @@ def interpolate_frames(x, hop, endpoint=None):
   Returns:
     [B, F * hop, C].
   """
-  x = _with_endpoint(x, endpoint)
-  n_frames = tf.shape(x)[1] - 1
-  positions = tf.range(n_frames * hop, dtype=tf.float32) / float(hop)
-  lower = tf.cast(tf.floor(positions), tf.int32)
-  frac = (positions - tf.cast(lower, tf.float32))[tf.newaxis, :, tf.newaxis]
-  return tf.gather(x, lower, axis=1) * (1.0 - frac) + tf.gather(x, lower + 1, axis=1) * frac
+  return _upsample(x, hop, linear_weights(hop), endpoint)
 
 
 def upsample_with_windows(x, hop, endpoint=None):
-  """Upsamples frame-rate amplitudes with overlapping Hann windows.
+  """Upsamples frame-rate amplitudes with overlapping Hann windows (magenta's method).
 
   Smoother than linear interpolation for amplitudes (no corners at frame
   boundaries). As magenta, the frame after the last is the last repeated,
-  unless `endpoint` gives it (rendering in pieces).
+  unless `endpoint` gives it (rendering in pieces). Equal to overlap-adding
+  Hann windows of 2 * hop, computed as an interpolation (`hann_weights`).
 
   Args:
     x: [B, F, C] frame-rate values.
@@ -71,12 +96,7 @@ def upsample_with_windows(x, hop, endpoint=None):
   Returns:
     [B, F * hop, C].
   """
-  x = _with_endpoint(x, endpoint)  # [B, F + 1, C]
-  window = tf.signal.hann_window(2 * hop)
-  frames = tf.transpose(x, [0, 2, 1])[..., tf.newaxis] * window  # [B, C, F + 1, 2 hop]
-  y = tf.signal.overlap_and_add(frames, hop)  # [B, C, (F + 2) hop]
-  y = y[:, :, hop:-hop]
-  return tf.transpose(y, [0, 2, 1])
+  return _upsample(x, hop, hann_weights(hop), endpoint)
 
 
 def remove_above_nyquist(frequencies, amplitudes, sample_rate=16000):
@@ -86,11 +106,13 @@ def remove_above_nyquist(frequencies, amplitudes, sample_rate=16000):
 
 def oscillator_bank(frequencies, amplitudes, sample_rate=16000, initial_phase=None,
                     return_phase=False):
-  """Sum of sinusoids with sample-wise frequencies and amplitudes.
+  """Sum of sinusoids with independent sample-wise frequencies and amplitudes.
 
-  The phase is accumulated in float64 and wrapped, so it stays accurate over
-  signals of any length (a float32 cumulative sum drifts audibly after a few
-  seconds at high frequencies).
+  The general (and costly) oscillator: each component's phase is its own
+  cumulative sum. `harmonic_synthesis` does not need it (a harmonic's phase
+  is a multiple of the fundamental's). The phase is accumulated in float64
+  and wrapped, so it stays accurate over signals of any length (a float32
+  cumulative sum drifts audibly after a few seconds at high frequencies).
 
   Args:
     frequencies: [B, T, H] in Hz.
@@ -113,6 +135,29 @@ def oscillator_bank(frequencies, amplitudes, sample_rate=16000, initial_phase=No
   return (audio, phases[:, -1, :]) if return_phase else audio
 
 
+def fundamental_phase(f0_hz, hop, sample_rate=16000, endpoint=None, initial_phase=None):
+  """The fundamental's phase at every sample, wrapped to [0, 2 pi).
+
+  Accumulated in float64 (one track, not one per harmonic), so it stays
+  accurate over signals of any length; harmonic k's phase is k times it.
+
+  Args:
+    f0_hz: [B, F, 1] frame-rate fundamental in Hz.
+    hop: Samples per frame.
+    sample_rate: Hz.
+    endpoint: Optional [B, 1, 1] f0 of the following frame.
+    initial_phase: Optional float64 [B, 1] phase before the first sample.
+
+  Returns:
+    (f0 at the sample rate [B, T] float32, wrapped phase [B, T] float64).
+  """
+  f0_samples = interpolate_frames(f0_hz, hop, endpoint)[..., 0]
+  phase = tf.cumsum(tf.cast(f0_samples, tf.float64) * (TWO_PI / sample_rate), axis=1)
+  if initial_phase is not None:
+    phase += initial_phase
+  return f0_samples, tf.math.floormod(phase, TWO_PI)
+
+
 def harmonic_amplitudes(f0_hz, amplitude, harmonic_distribution, sample_rate=16000):
   """Per-harmonic frequencies and amplitudes [B, F, H] at frame rate.
 
@@ -130,6 +175,17 @@ def harmonic_synthesis(f0_hz, amplitude, harmonic_distribution, hop, sample_rate
                        endpoint=None, initial_phase=None, return_phase=False):
   """Harmonic oscillator from frame-rate controls.
 
+  The same signal as `oscillator_bank` over the harmonics' linearly
+  interpolated frequencies and Hann-upsampled amplitudes (magenta's
+  definition; `ddsp_core/synth_reference.py` computes it that way), with
+  the minimum of work:
+  - one float64 phase track (the fundamental's), harmonic k at k times it;
+  - amplitudes never upsampled one track at a time: per frame, the sum over
+    harmonics of a[m] * sin and of a[m + 1] * sin (two batched matrix
+    products), blended by the Hann weights of each sample.
+  The per-sample Nyquist mask is kept: a harmonic is silent on the samples
+  where its interpolated frequency reaches sample_rate / 2.
+
   Args:
     f0_hz: [B, F, 1] fundamental frequency.
     amplitude: [B, F, 1] overall amplitude.
@@ -139,24 +195,45 @@ def harmonic_synthesis(f0_hz, amplitude, harmonic_distribution, hop, sample_rate
     sample_rate: Hz.
     endpoint: Optional (f0_hz, amplitude, harmonic_distribution) of the
       following frame, each [B, 1, .] (rendering in pieces).
-    initial_phase: Optional float64 [B, H] phase to continue from.
-    return_phase: Also return the final phase.
+    initial_phase: Optional float64 [B, 1] fundamental phase to continue from.
+    return_phase: Also return the fundamental's final phase.
 
   Returns:
-    [B, F * hop] audio (and the final float64 [B, H] phase).
+    [B, F * hop] audio (and the final float64 [B, 1] phase).
   """
-  harmonic_hz, amplitudes = harmonic_amplitudes(f0_hz, amplitude, harmonic_distribution,
-                                                sample_rate)
-  next_hz = next_amps = None
+  _, amplitudes = harmonic_amplitudes(f0_hz, amplitude, harmonic_distribution, sample_rate)
+  next_f0 = next_amps = None
   if endpoint is not None:
-    next_hz, next_amps = harmonic_amplitudes(*endpoint, sample_rate=sample_rate)
-  return oscillator_bank(interpolate_frames(harmonic_hz, hop, next_hz),
-                         upsample_with_windows(amplitudes, hop, next_amps), sample_rate,
-                         initial_phase, return_phase)
+    next_f0 = endpoint[0]
+    _, next_amps = harmonic_amplitudes(*endpoint, sample_rate=sample_rate)
+  f0_samples, phase = fundamental_phase(f0_hz, hop, sample_rate, next_f0, initial_phase)
+  amplitudes = _with_endpoint(amplitudes, next_amps)  # [B, F + 1, H]
+  batch, n_frames, n_harmonics = dim(f0_hz, 0), dim(f0_hz, 1), amplitudes.shape[-1]
+  k = tf.range(1, n_harmonics + 1, dtype=tf.float32)
+  # Wrapped in float64, then scaled in float32: k * phase is within 2 pi k, so
+  # the rounding is a few 1e-5 rad for the top harmonic, whatever the length.
+  waves = tf.sin(tf.cast(phase, tf.float32)[..., tf.newaxis] * k)  # [B, T, H]
+  waves = tf.where(f0_samples[..., tf.newaxis] * k >= sample_rate / 2.0, 0.0, waves)
+  waves = tf.reshape(waves, [batch, n_frames, hop, n_harmonics])
+  current = tf.einsum("bfrh,bfh->bfr", waves, amplitudes[:, :-1])
+  following = tf.einsum("bfrh,bfh->bfr", waves, amplitudes[:, 1:])
+  w = hann_weights(hop)
+  audio = tf.reshape(current * (1.0 - w) + following * w, [batch, n_frames * hop])
+  if return_phase:
+    return audio, phase[:, -1:]
+  return audio
 
 
 def _next_power_of_2(n):
+  if isinstance(n, int):
+    return 1 << max(0, (n - 1).bit_length())
   return tf.cast(2 ** tf.math.ceil(tf.math.log(tf.cast(n, tf.float32)) / math.log(2.0)), tf.int32)
+
+
+def _ceil_div(a, b):
+  if isinstance(a, int) and isinstance(b, int):
+    return -(-a // b)
+  return tf.cast(tf.math.ceil(a / b), tf.int32)
 
 
 def fft_convolve_full(audio, impulse_response):
@@ -175,10 +252,11 @@ def fft_convolve_full(audio, impulse_response):
   """
   if impulse_response.shape.rank == 2:
     impulse_response = impulse_response[:, tf.newaxis, :]
-  audio_size = tf.shape(audio)[1]
-  n_ir_frames = tf.shape(impulse_response)[1]
-  ir_size = tf.shape(impulse_response)[2]
-  frame_size = tf.cast(tf.math.ceil(audio_size / n_ir_frames), tf.int32)
+  # Sizes are Python ints when the shapes are static, so XLA sees constants.
+  audio_size = dim(audio, 1)
+  n_ir_frames = dim(impulse_response, 1)
+  ir_size = dim(impulse_response, 2)
+  frame_size = _ceil_div(audio_size, n_ir_frames)
   frames = tf.signal.frame(audio, frame_size, frame_size, pad_end=True)  # [B, F, frame]
   fft_size = _next_power_of_2(frame_size + ir_size - 1)
   spectrum = tf.signal.rfft(frames, [fft_size]) * tf.signal.rfft(impulse_response, [fft_size])
@@ -198,9 +276,9 @@ def fft_convolve(audio, impulse_response, delay_compensation=-1):
   Returns:
     [B, T].
   """
-  ir_size = tf.shape(impulse_response)[-1]
+  ir_size = dim(impulse_response, -1)
   start = (ir_size - 1) // 2 - 1 if delay_compensation < 0 else delay_compensation
-  return fft_convolve_full(audio, impulse_response)[:, start:start + tf.shape(audio)[1]]
+  return fft_convolve_full(audio, impulse_response)[:, start:start + dim(audio, 1)]
 
 
 def frequency_impulse_response(magnitudes, window_size=0):
@@ -273,7 +351,7 @@ def filtered_noise(magnitudes, hop, window_size=0, seed=None, noise=None, start_
     [B, F * hop] audio (or the full convolution).
   """
   if noise is None:
-    batch, n = tf.shape(magnitudes)[0], tf.shape(magnitudes)[1] * hop
+    batch, n = dim(magnitudes, 0), dim(magnitudes, 1) * hop
     noise = (tf.random.uniform([batch, n], -1.0, 1.0) if seed is None else
              positional_noise(batch, start_sample, n, seed))
   ir = frequency_impulse_response(magnitudes, window_size)
@@ -306,7 +384,7 @@ def reverb(audio, impulse_response):
   """
   if impulse_response.shape.rank == 1:
     impulse_response = tf.broadcast_to(impulse_response[tf.newaxis, :],
-                                       [tf.shape(audio)[0], tf.shape(impulse_response)[0]])
+                                       [dim(audio, 0), dim(impulse_response, 0)])
   wet_ir = tf.concat([tf.zeros_like(impulse_response[:, :1]), impulse_response[:, 1:]], axis=1)
   return audio + fft_convolve(audio, wet_ir, delay_compensation=0)
 

@@ -43,6 +43,18 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> None:
   gin.parse_config_files_and_bindings([resolve_gin_file(f) for f in gin_files], list(bindings))
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def precision_bindings(precision: Optional[str]) -> list:
+  """The gin binding for the decoder's compute precision (none for None)."""
+  if precision is None:
+    return []
+  if precision not in PRECISIONS:
+    raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+  return [f"RnnFcDecoder.compute_dtype = '{precision}'"]
+
+
 class Adam(tf.Module):
   """Adam with exponential learning-rate decay; its step counter is the training step."""
 
@@ -82,6 +94,14 @@ def default_strategy() -> Optional[tf.distribute.Strategy]:
 class Trainer(tf.Module):
   """Compiled train and eval steps of an autoencoder on batches of windows.
 
+  Deterministic: the synthesizer's noise at step n is drawn from the
+  stateless generator with seed (seed, n), so the same seed, weights and
+  batches give the same loss curve (and a resumed run draws what an
+  uninterrupted one would at each step).
+
+  `jit_compile` compiles the train step with XLA (the batches' shapes must be
+  static: `make_dataset` drops the remainder, so they are).
+
   With a `tf.distribute` strategy (e.g. MirroredStrategy on several GPUs),
   build the model inside `strategy.scope()`: each replica computes gradients
   on its share of the batch, they are averaged across replicas, and the
@@ -89,11 +109,12 @@ class Trainer(tf.Module):
   """
 
   def __init__(self, model, settings: Optional[Dict] = None, jit_compile: bool = False,
-               strategy: Optional[tf.distribute.Strategy] = None):
+               strategy: Optional[tf.distribute.Strategy] = None, seed: int = 0):
     super().__init__(name="trainer")
     self.model = model
     self.settings = settings or train_settings()
     self.strategy = strategy
+    self.seed = int(seed)
     if strategy is None:
       self.optimizer = self._make_optimizer()
       self.train_step = tf.function(self._train_step, jit_compile=jit_compile)
@@ -123,10 +144,21 @@ class Trainer(tf.Module):
     self.optimizer.apply(grads, self.model.trainable_variables)
     return {"loss": loss, "grad_norm": norm}
 
-  def _loss(self, batch):
-    audio = self.model(batch["f0_hz"], batch["loudness_db"])
+  def _noise(self, f0_hz):
+    """[B, F * hop] uniform noise in [-1, 1), a function of (seed, step, replica)."""
+    shape = [synth.dim(f0_hz, 0), synth.dim(f0_hz, 1) * self.model.hop]
+    replica = tf.distribute.get_replica_context()
+    replica_id = replica.replica_id_in_sync_group if replica is not None else 0
+    seed = tf.stack([tf.constant(self.seed, tf.int64),
+                     self.optimizer.iterations * 1024 + tf.cast(replica_id, tf.int64)])
+    return tf.random.stateless_uniform(shape, seed, -1.0, 1.0)
+
+  def _loss(self, batch, noise=None):
+    f0_hz = batch["f0_hz"]
+    noise = self._noise(f0_hz) if noise is None else noise
+    audio = self.model(f0_hz, batch["loudness_db"], noise=noise)
     target = batch["audio"]
-    audio = audio[:, :tf.shape(target)[1]]  # centred frames give one hop more
+    audio = audio[:, :synth.dim(target, 1)]  # centred frames give one hop more
     return synth.spectral_loss(target, audio), audio
 
   def _train_step(self, batch):
@@ -137,8 +169,10 @@ class Trainer(tf.Module):
     return {"loss": loss, "grad_norm": norm}
 
   def _eval_step(self, batch):
-    loss, audio = self._loss(batch)
-    return loss, audio
+    f0_hz = batch["f0_hz"]
+    noise = synth.positional_noise(synth.dim(f0_hz, 0), 0, synth.dim(f0_hz, 1) * self.model.hop,
+                                   (0, 0))
+    return self._loss(batch, noise)
 
 
 def dataset_files(data_dir: str, split: str):
