@@ -27,8 +27,8 @@ from tests.pipelines.test_transfer_report import odd_rows
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)")
 
 
-def check_fits_and_footer(driver, screenshot):
-  """No horizontal overflow at 1366x768, of the page or any table; the footer's time is ISO 8601."""
+def check_fits(driver, screenshot):
+  """No horizontal overflow at 1366x768, of the page or any table; screenshots left for a look."""
   overflow = driver.execute_script(browser_lib.OVERFLOW_SCRIPT)
   driver.save_screenshot(str(screenshot))  # the top, and the transfer table when there is one
   if driver.execute_script("const t = document.getElementById('transfer');"
@@ -36,6 +36,11 @@ def check_fits_and_footer(driver, screenshot):
     driver.save_screenshot(str(screenshot).replace(".png", "_transfer.png"))
   assert overflow["width"] == browser_lib.WINDOW[0], overflow
   assert overflow["page"] <= 0 and all(over <= 0 for _, over in overflow["tables"]), overflow
+
+
+def check_fits_and_footer(driver, screenshot):
+  """`check_fits`, and the footer's time is ISO 8601 with its zone."""
+  check_fits(driver, screenshot)
   written = driver.find_element("css selector", "#footer time").text
   assert ISO_TIME.fullmatch(written), written
 
@@ -71,6 +76,14 @@ def test_demo_runs_and_its_report_renders(tmp_path, browser):
   assert all(ready >= 1 and error is None and duration > 2 for _, ready, error, duration in audio), audio
   errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
   assert not errors, errors
+  check_fits_and_footer(browser, tmp_path / "demo_report.png")
+
+  browser_lib.open_page(browser, (out / "transfer" / "index.html").as_uri())
+  found = browser_lib.media(browser)
+  assert len(found["audio"]) == 2 * 2 and all(
+      ready >= 1 and error is None and duration > 2 for _, ready, error, duration in found["audio"])
+  assert len(found["images"]) == 2 and all(done and width > 0 for _, done, width in found["images"])
+  check_fits(browser, tmp_path / "demo_transfer_index.png")
 
 
 def test_report_links_odd_names_and_fits_a_laptop_screen(tmp_path, browser):
