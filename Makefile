@@ -29,6 +29,17 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q --run-slow $(PYTEST_ARGS) tests
 
+# Instrument corpora and their models (development time: FluidSynth and the soundfonts, see
+# instruments/render.py): renders instruments/corpus/<name> when missing or out of date, then
+# runs its corpus job (instruments/<name>.toml). `make instruments INSTRUMENTS=violin` for one.
+INSTRUMENTS ?= violin flute flute2 trumpet tenor_saxophone
+.PHONY: instruments
+instruments: $(STAMP)
+	@for name in $(INSTRUMENTS); do \
+	  $(PY) -m instruments.render --if-missing $$name && \
+	  $(VENV)/bin/ddsp-beam run instruments/$$name.toml || exit $$?; \
+	done
+
 bench: $(STAMP)
 	$(PY) -m bench.run
 

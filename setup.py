@@ -41,7 +41,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["ddsp_core", "ddsp_core.*", "pipelines",
                                     "pipelines.*", "jobs", "jobs.*"]),
-    package_data={"ddsp_core": ["gin/*.gin"], "jobs": ["templates/*.html.j2"]},
+    package_data={"ddsp_core": ["gin/*.gin", "instruments/**/*"], "jobs": ["templates/*.html.j2"]},
     install_requires=INSTALL_REQUIRES + ["tensorflow-cpu>=2.16"],
     extras_require={
         # selenium drives Debian's chromium/chromedriver to check the HTML report.

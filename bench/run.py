@@ -19,6 +19,8 @@ Figures (each a median over --repeats runs where cheap):
   synthesis, next to the synthesis alone (`Renderer.render`);
 - magenta (not with --quick): `ddsp-beam prepare` configurations against magenta's
   `ddsp_prepare_tfrecord`, wall time and pitch accuracy (bench/vs_magenta.py);
+- transfer_quality: how close the shipped instruments' and the demo model's transfers of the
+  shared transfer takes come to real instruments (bench/transfer_quality.py; needs FluidSynth);
 - runners: `ddsp-beam prepare` (tiny) on train/ with the DirectRunner in one
   process and with 2 worker processes, and on a Dask LocalCluster of 2
   worker processes (`--runner=dask --dask_workers=2`, cluster start included),
@@ -195,9 +197,12 @@ def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--quick", action="store_true", help="skip the full-model and 1-hour figures")
   ap.add_argument("--repeats", type=int, default=3)
-  ap.add_argument("--sections", default="crepe,prepare,training,transfer,runners,magenta",
+  ap.add_argument("--sections",
+                  default="crepe,prepare,training,transfer,runners,magenta,transfer_quality",
                   help="comma-separated subset of: crepe, prepare, training, transfer, runners, "
-                  "magenta (bench/vs_magenta.py: about an hour, magenta's side included)")
+                  "magenta (bench/vs_magenta.py: about an hour, magenta's side included), "
+                  "transfer_quality (bench/transfer_quality.py: the shipped and demo models "
+                  "against real instruments; needs FluidSynth)")
   ap.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                 f"{datetime.date.today().isoformat()}.md"))
   args = ap.parse_args(argv)
@@ -236,6 +241,9 @@ def main(argv=None):
       vs_magenta.main(["--out", args.out.replace(".md", "-vs-magenta.md")])
     else:
       print("section magenta skipped: bash bench/make_magenta_venv.sh builds the side venv")
+  if "transfer_quality" in sections:
+    from bench import transfer_quality  # pylint: disable=g-import-not-at-top
+    transfer_quality.main(["--out", args.out.replace(".md", "-transfer-quality.md")])
   return 0
 
 

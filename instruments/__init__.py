@@ -1,0 +1,1 @@
+"""Instrument training corpora (development tools: need FluidSynth; see render.py)."""
