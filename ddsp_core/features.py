@@ -9,6 +9,7 @@ frames of context on both sides (activations are computed once and reused), so
 blocked and whole-signal results agree.
 """
 
+import math
 from typing import Dict, Optional
 
 import numpy as np
@@ -20,6 +21,26 @@ from ddsp_core import loudness as loudness_lib
 FEATURE_KEYS = ("f0_hz", "f0_confidence", "loudness_db")
 BLOCK_FRAMES = 5000  # 20 s at 250 frames/s.
 VITERBI_CONTEXT_FRAMES = 500  # 2 s: the HMM forgets its start long before.
+
+
+def context_secs(f0_rate: int, viterbi: bool = True) -> int:
+  """Whole seconds of audio a segment needs on each side for its f0 to equal the whole file's.
+
+  The Viterbi context is a number of frames (`VITERBI_CONTEXT_FRAMES`: the HMM's
+  memory is per frame, whatever the rate), so it lasts longer at lower CREPE
+  rates: 2 s at 250 frames/s, 5 s at 100, 10 s at 50. Plus one CREPE frame,
+  rounded up to whole seconds (chunk edges then fall on whole samples at any
+  integer sample rate).
+
+  Args:
+    f0_rate: CREPE frames per second.
+    viterbi: Whether f0 is Viterbi-smoothed (else one frame of context is enough).
+
+  Returns:
+    Seconds, an int >= 1.
+  """
+  frames = VITERBI_CONTEXT_FRAMES if viterbi else 0
+  return math.ceil(frames / f0_rate + crepe_lib.FRAME_SIZE / crepe_lib.MODEL_SAMPLE_RATE)
 
 
 def compute_f0(audio: np.ndarray, sample_rate: int = 16000,

@@ -44,9 +44,10 @@ from pipelines import reports
 from pipelines import runner
 from pipelines import statistics
 
-# Audio decoded on each side of a chunk: Viterbi context (2 s) plus a CREPE
-# frame, rounded up to whole seconds so that chunk edges fall on whole samples
-# at any integer sample rate (resampling then lines up exactly).
+# Audio decoded on each side of a chunk, at least: the Viterbi context at 250
+# frames/s (2 s) plus a CREPE frame, rounded up to whole seconds so that chunk
+# edges fall on whole samples at any integer sample rate (resampling then lines
+# up exactly). More at lower CREPE rates: see `context_secs`.
 CONTEXT_SECS = 3
 NAMESPACE = runner.NAMESPACE
 SPLITS = ("train", "eval")
@@ -192,6 +193,16 @@ class PlanChunks(beam.DoFn):
         "channels": info.channels, "split": split, "planning_s": time.time() - start}))
 
 
+def context_secs(config: PrepareConfig) -> int:
+  """Seconds decoded on each side of a chunk so that its windows equal an unchunked run's.
+
+  The Viterbi context is a number of CREPE frames, so with `--f0_rate` below
+  250 it spans more than `CONTEXT_SECS` (5 s at 100 frames/s, 10 s at 50).
+  """
+  f0_rate = config.f0_rate or config.window.frame_rate
+  return max(CONTEXT_SECS, features_lib.context_secs(f0_rate, config.viterbi))
+
+
 def _take(x: np.ndarray, start: int, length: int, fill: float) -> np.ndarray:
   """x[start:start+length], padded with `fill` past the end."""
   out = np.full(length, fill, np.float32)
@@ -232,8 +243,9 @@ class ComputeChunkFeatures(beam.DoFn):
     cfg, spec = self.config, self.config.window
     started = time.time()
     last_window_end = max((s + spec.example_secs for s in task.window_starts), default=task.end_s)
-    seg_start = max(0.0, task.start_s - CONTEXT_SECS)
-    seg_end = min(task.duration_s, max(task.end_s, last_window_end) + CONTEXT_SECS)
+    context = context_secs(cfg)
+    seg_start = max(0.0, task.start_s - context)
+    seg_end = min(task.duration_s, max(task.end_s, last_window_end) + context)
     # Read by path again: checked against the plan before anything is computed or kept.
     as_planned = functools.partial(prepare_cache.read_as_planned, task.path, local, task.sha256,
                                    task.signature)

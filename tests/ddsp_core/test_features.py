@@ -132,3 +132,10 @@ def test_f0_at_a_lower_rate_is_interpolated_onto_the_frame_grid(corpus):
   truth, scored = _truth(os.path.join(corpus, "truth", "train", "violin", "violin_dminor_aria.csv"))
   rpa = np.mean(1200 * np.abs(np.log2(np.maximum(low["f0_hz"][scored], 1e-3) / truth[scored])) <= 50)
   assert rpa >= 0.94
+
+
+def test_context_secs_holds_the_viterbi_context_in_frames():
+  assert features.context_secs(250) == 3  # 500 frames = 2 s, plus a CREPE frame
+  assert features.context_secs(100) == 6
+  assert features.context_secs(50) == 11
+  assert features.context_secs(50, viterbi=False) == 1
