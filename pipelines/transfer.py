@@ -8,9 +8,9 @@ path>.wav`, and a measurement of the output (f0 and loudness recomputed from
 the generated audio, compared with the adjusted targets). One report row per
 (file, model), failures included.
 
-Each model is fed features the way it was trained (`Conventions`): at its
-frame rate, framed with its dataset's padding, and its audio is read at its
-own sample rate.
+Each model is fed features the way it was trained, at its frame rate and
+framed with its dataset's padding, and its audio is taken at its own sample
+rate (`pipelines.transfer_conventions`).
 
 `transfer_file` is the whole per-file step; the single-file command calls it
 directly, the pipeline calls it in a DoFn whose `setup` loads the models once.
@@ -40,13 +40,12 @@ from ddsp_core import archive
 from ddsp_core import audio as audio_lib
 from ddsp_core import builtin_models
 from ddsp_core import crepe as crepe_lib
-from ddsp_core import features as features_lib
-from ddsp_core import framing
 from ddsp_core import model_dir as model_dir_lib
 from ddsp_core import render as render_lib
 from pipelines import inputs
 from pipelines import publish
 from pipelines import runner
+from pipelines import transfer_conventions as conventions_lib
 from pipelines import transfer_report
 
 NAMESPACE = runner.NAMESPACE
@@ -132,53 +131,6 @@ def resolve_model(path: str, cache_dir: str = DEFAULT_CACHE) -> str:
   return path
 
 
-# Features are analysed at CREPE's rate whatever the model's, as `prepare` does.
-ANALYSIS_SAMPLE_RATE = crepe_lib.MODEL_SAMPLE_RATE
-# The framing of a model whose model.json does not record its dataset's: ddsp-beam's
-# `prepare` default and magenta's (`TFRecordProvider.centered = False`).
-DEFAULT_PADDING = "same"
-
-
-@dataclasses.dataclass(frozen=True)
-class Conventions:
-  """How a model's features are framed and its audio sampled.
-
-  Attributes:
-    frame_rate: Feature frames per second (the model's).
-    padding: 'center' or 'same': the framing of the features it was trained on.
-    sample_rate: Hz of the audio the model renders.
-  """
-  frame_rate: int
-  padding: str
-  sample_rate: int
-
-  @property
-  def analysis(self) -> tuple:
-    """What the input features depend on (they are always analysed at 16 kHz)."""
-    return (self.frame_rate, self.padding)
-
-
-def model_conventions(model_path: str, model) -> Conventions:
-  """The conventions of a loaded model: rates from the model, padding from its model.json.
-
-  Args:
-    model_path: The model dir (its model.json records the dataset's settings).
-    model: The `Autoencoder` built from that dir.
-
-  Raises:
-    ValueError: The padding is unknown, or the frame rate cannot be analysed at 16 kHz.
-  """
-  info = {}
-  info_path = os.path.join(model_path, model_dir_lib.MODEL_INFO_FILE)
-  if os.path.exists(info_path):
-    with open(info_path, encoding="utf-8") as f:
-      info = json.load(f)
-  padding = (info.get("dataset") or {}).get("padding") or DEFAULT_PADDING
-  framing.check_padding(padding)
-  framing.hop_size(ANALYSIS_SAMPLE_RATE, model.frame_rate)  # the features' hop at 16 kHz
-  return Conventions(int(model.frame_rate), padding, int(model.sample_rate))
-
-
 _LOADED = {}
 
 
@@ -211,7 +163,7 @@ class LoadedModel:
     self.name = name
     self.path = resolve_model(path, cache_dir)
     self.model = model_dir_lib.load_model(self.path)
-    self.conventions = model_conventions(self.path, self.model)
+    self.conventions = conventions_lib.model_conventions(self.path, self.model)
     self.renderer = render_lib.Renderer(self.model)
     stats_path = os.path.join(self.path, model_dir_lib.STATS_FILE)
     self.stats = None
@@ -235,36 +187,6 @@ def _write_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
   with publish.atomic_file(path) as tmp:
     with open(tmp, "wb") as f:
       f.write(buffer.getbuffer())
-
-
-def input_features(audio: np.ndarray, conventions: Conventions, config: TransferConfig,
-                   crepe_model, analyses: Optional[dict] = None) -> dict:
-  """Features of 16 kHz input audio under a model's conventions, computed once per convention.
-
-  Args:
-    audio: float32 [n_samples] at 16 kHz.
-    conventions: The model's `Conventions`.
-    config: Transfer settings (Viterbi).
-    crepe_model: A built `CrepeModel`.
-    analyses: Per-input memo, `Conventions.analysis` -> result; models that share a
-      convention share one analysis.
-
-  Returns:
-    {'features': dict of float32 [n_frames], 'seconds': time taken}.
-  """
-  analyses = {} if analyses is None else analyses
-  if conventions.analysis not in analyses:
-    started = time.time()
-    feats = features_lib.compute_features(
-        audio, ANALYSIS_SAMPLE_RATE, conventions.frame_rate, viterbi=config.viterbi,
-        padding=conventions.padding, crepe_model=crepe_model)
-    analyses[conventions.analysis] = {"features": feats, "seconds": time.time() - started}
-  return analyses[conventions.analysis]
-
-
-def output_samples(n_input: int, sample_rate: int) -> int:
-  """Samples at `sample_rate` that last as long as `n_input` samples at 16 kHz."""
-  return int(round(n_input * sample_rate / ANALYSIS_SAMPLE_RATE))
 
 
 def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConfig,
@@ -293,7 +215,7 @@ def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConf
   started = time.time()
   try:
     with inputs.local_copy(path) as local:
-      audio, info = audio_lib.load_audio(local, ANALYSIS_SAMPLE_RATE)
+      audio, info = audio_lib.load_audio(local, conventions_lib.ANALYSIS_SAMPLE_RATE)
       audio = np.asarray(audio, np.float32)
   except audio_lib.AudioDecodeError as e:
     message = str(e).replace(getattr(e, "path", path), path)
@@ -307,7 +229,8 @@ def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConf
     row = dict(base, model=m.name, duration_s=info.duration_s, sample_rate_in=info.sample_rate)
     stage = "features"
     try:
-      analysis = input_features(audio, conv, config, crepe_model, analyses)
+      analysis = conventions_lib.input_features(audio, conv, config.viterbi, crepe_model,
+                                                analyses)
       feats = analysis["features"]
       row["seconds_features"] = seconds_decode + analysis["seconds"]
       row["f0_input_median_hz"], row["loudness_input_mean_db"] = _summary(
@@ -323,14 +246,12 @@ def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConf
       stage = "synthesize"
       t0 = time.time()
       out = m.renderer.render(adjusted["f0_hz"], adjusted["loudness_db"])
-      out = out[:output_samples(len(audio), conv.sample_rate)]  # at the model's rate
+      out = out[:conventions_lib.output_samples(len(audio), conv.sample_rate)]  # model's rate
       row["seconds_synthesis"] = time.time() - t0
       stage = "measure"
       t0 = time.time()
-      out16 = audio_lib.resample(out, conv.sample_rate, ANALYSIS_SAMPLE_RATE)
-      measured = features_lib.compute_features(
-          out16, ANALYSIS_SAMPLE_RATE, conv.frame_rate, viterbi=config.viterbi,
-          padding=conv.padding, crepe_model=crepe_model)
+      out16 = audio_lib.resample(out, conv.sample_rate, conventions_lib.ANALYSIS_SAMPLE_RATE)
+      measured = conventions_lib.compute_features(out16, conv, config.viterbi, crepe_model)
       row.update(transfer_report.compare(adjusted, measured))
       row["f0_output_median_hz"], row["loudness_output_mean_db"] = _summary(
           measured["f0_hz"], measured["loudness_db"], measured["f0_confidence"])
@@ -348,7 +269,8 @@ def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConf
         png = os.path.join(plots_dir, m.name, os.path.basename(dest)[:-4] + ".png")
         os.makedirs(os.path.dirname(png), exist_ok=True)
         plotting.plot_transfer(feats, adjusted, measured, audio, out16, png,
-                               frame_rate=conv.frame_rate, sample_rate=ANALYSIS_SAMPLE_RATE,
+                               frame_rate=conv.frame_rate,
+                               sample_rate=conventions_lib.ANALYSIS_SAMPLE_RATE,
                                title=f"{os.path.basename(path)} -> {m.name}")
         row["plot_path"] = png
     except Exception as e:  # pylint: disable=broad-except  # one bad pair must not stop the run
