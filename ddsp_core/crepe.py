@@ -238,7 +238,8 @@ def _viterbi_log_tables():
           float(log_emission[0, 1]))
 
 
-def viterbi_bins(activation: np.ndarray) -> np.ndarray:
+def viterbi_bins(activation: np.ndarray,
+                 observed: Optional[np.ndarray] = None) -> np.ndarray:
   """Most likely bin path through crepe's pitch HMM, decoded as crepe decodes it.
 
   The observation of each frame is its peak bin; the hidden state moves by at
@@ -257,6 +258,9 @@ def viterbi_bins(activation: np.ndarray) -> np.ndarray:
 
   Args:
     activation: float array [n_frames, 360].
+    observed: bool array [n_frames]; frames marked False (not run through
+      CREPE) emit alike from every state, so the path just carries on there.
+      None: every frame is observed (crepe's decoding).
 
   Returns:
     int array [n_frames] of bins.
@@ -276,14 +280,17 @@ def viterbi_bins(activation: np.ndarray) -> np.ndarray:
                                             writeable=False)
   candidates = np.empty((width, N_BINS))
   best = np.empty(N_BINS)
+  observed = np.ones(n, bool) if observed is None else np.asarray(observed, bool)
   lattice[0, band:band + N_BINS] = log_start + log_other
-  lattice[0, band + observations[0]] = log_start + log_self
+  if observed[0]:
+    lattice[0, band + observations[0]] = log_start + log_self
   for t in range(1, n):
     np.add(windows[t - 1], log_transition, out=candidates)
     np.maximum.reduce(candidates, axis=0, out=best)
     np.add(best, log_other, out=lattice[t, band:band + N_BINS])
-    obs = observations[t]
-    lattice[t, band + obs] = best[obs] + log_self
+    if observed[t]:
+      obs = observations[t]
+      lattice[t, band + obs] = best[obs] + log_self
   by_destination = np.ascontiguousarray(log_transition.T)  # [j, m]
   path = np.empty(n, np.int64)
   state = int(np.argmax(lattice[-1, band:band + N_BINS]))  # the first best, as std::max_element
@@ -296,17 +303,20 @@ def viterbi_bins(activation: np.ndarray) -> np.ndarray:
   return path
 
 
-def decode(activation: np.ndarray, viterbi: bool = False):
+def decode(activation: np.ndarray, viterbi: bool = False,
+           observed: Optional[np.ndarray] = None):
   """Pitch and confidence from activations, as crepe does.
 
   Args:
     activation: float array [n_frames, 360].
     viterbi: Smooth the pitch with the HMM.
+    observed: bool array [n_frames]: False where CREPE did not run (the
+      activations are zeros there); see `viterbi_bins`.
 
   Returns:
     (f0_hz, confidence): float32 arrays [n_frames]; f0 is 0 where undefined.
   """
-  centers = viterbi_bins(activation) if viterbi else None
+  centers = viterbi_bins(activation, observed) if viterbi else None
   cents = activation_to_cents(activation, centers)
   f0_hz = 10.0 * 2.0 ** (cents / 1200.0)
   f0_hz[~np.isfinite(f0_hz)] = 0.0

@@ -49,7 +49,8 @@ def compute_f0(audio: np.ndarray, sample_rate: int = 16000,
                precision: str = "float32",
                crepe_model: Optional[crepe_lib.CrepeModel] = None,
                block_frames: int = BLOCK_FRAMES,
-               context_frames: int = VITERBI_CONTEXT_FRAMES):
+               context_frames: int = VITERBI_CONTEXT_FRAMES,
+               skip_silent_db: Optional[float] = None):
   """Fundamental frequency and confidence with CREPE.
 
   Args:
@@ -63,6 +64,12 @@ def compute_f0(audio: np.ndarray, sample_rate: int = 16000,
     crepe_model: A built `CrepeModel` (e.g. from `DoFn.setup`).
     block_frames: Frames processed at a time (memory bound).
     context_frames: Viterbi context on each side of a block.
+    skip_silent_db: A speed lever, off by default: frames whose A-weighted
+      loudness over CREPE's 1024-sample window is at or below this (dB) are
+      not run through CREPE; they get f0 0 and confidence 0, and the Viterbi
+      path carries on through them. (On the shared corpus, -70 dB skips about
+      9% of frames, but CREPE is not silent there: its confidence has a median
+      of 0.14 and reaches 0.5 on about 1 in 100 of them, in quiet release tails.)
 
   Returns:
     (f0_hz, f0_confidence): float32 arrays [n_frames].
@@ -73,6 +80,8 @@ def compute_f0(audio: np.ndarray, sample_rate: int = 16000,
   hop = framing.hop_size(sample_rate, frame_rate)
   n = framing.num_frames(len(audio), hop, padding)
   context = context_frames if viterbi else 0
+  silent = None if skip_silent_db is None else loudness_lib.compute_loudness(
+      audio, sample_rate, frame_rate, n_fft=crepe_lib.FRAME_SIZE, padding=padding) <= skip_silent_db
   f0 = np.empty(n, np.float32)
   confidence = np.empty(n, np.float32)
   # Activations of frames [cache_start, cache_start + len(cache)), reused
@@ -86,9 +95,17 @@ def compute_f0(audio: np.ndarray, sample_rate: int = 16000,
     first_new = max(lo, cache_end) if len(keep) else lo
     frames = framing.frame_signal(audio, crepe_lib.FRAME_SIZE, hop, first_new,
                                   hi - first_new, padding)
-    cache = np.concatenate([keep, net.activations(frames)])
+    if silent is None:
+      new = net.activations(frames)
+    else:
+      new = np.zeros((len(frames), crepe_lib.N_BINS), np.float32)
+      sounding = ~silent[first_new:hi]
+      if np.any(sounding):
+        new[sounding] = net.activations(frames[sounding])
+    cache = np.concatenate([keep, new])
     cache_start = lo
-    block_f0, block_conf = crepe_lib.decode(cache, viterbi=viterbi)
+    block_f0, block_conf = crepe_lib.decode(
+        cache, viterbi=viterbi, observed=None if silent is None else ~silent[lo:hi])
     f0[start:stop] = block_f0[start - lo:stop - lo]
     confidence[start:stop] = block_conf[start - lo:stop - lo]
   return f0, confidence
@@ -139,7 +156,8 @@ def compute_features(audio: np.ndarray, sample_rate: int = 16000,
                      precision: str = "float32",
                      crepe_model: Optional[crepe_lib.CrepeModel] = None,
                      block_frames: int = BLOCK_FRAMES,
-                     f0_rate: Optional[int] = None) -> Dict[str, np.ndarray]:
+                     f0_rate: Optional[int] = None,
+                     skip_silent_db: Optional[float] = None) -> Dict[str, np.ndarray]:
   """f0_hz, f0_confidence and loudness_db of mono 16 kHz audio.
 
   Args:
@@ -154,6 +172,8 @@ def compute_features(audio: np.ndarray, sample_rate: int = 16000,
     block_frames: Frames processed at a time (memory bound).
     f0_rate: Run CREPE at this many frames per second and interpolate
       (`compute_f0_at_rate`); None runs it at `frame_rate`.
+    skip_silent_db: Skip CREPE on frames this quiet (see `compute_f0`); None
+      (default) runs it on every frame.
 
   Returns:
     Dict of float32 arrays [n_frames]: 'f0_hz' (Hz, 0 where undefined),
@@ -161,7 +181,8 @@ def compute_features(audio: np.ndarray, sample_rate: int = 16000,
   """
   f0_hz, confidence = compute_f0_at_rate(
       audio, f0_rate or frame_rate, frame_rate, padding, sample_rate=sample_rate, model=model,
-      viterbi=viterbi, precision=precision, crepe_model=crepe_model, block_frames=block_frames)
+      viterbi=viterbi, precision=precision, crepe_model=crepe_model, block_frames=block_frames,
+      skip_silent_db=skip_silent_db)
   loudness_db = loudness_lib.compute_loudness(
       audio, sample_rate, frame_rate, padding=padding)
   return {"f0_hz": f0_hz, "f0_confidence": confidence, "loudness_db": loudness_db}

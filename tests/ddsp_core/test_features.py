@@ -139,3 +139,33 @@ def test_context_secs_holds_the_viterbi_context_in_frames():
   assert features.context_secs(100) == 6
   assert features.context_secs(50) == 11
   assert features.context_secs(50, viterbi=False) == 1
+
+
+def test_skipping_silent_frames_keeps_voiced_features(corpus):
+  """The lever is off by default; at -70 dB it runs CREPE only on the frames that sound (here
+  about 1 in 8 is skipped), gives the skipped ones f0 0 and confidence 0, and leaves the
+  voiced frames as they were (Viterbi may take another of tied paths on a few)."""
+  x, _ = audio.load_audio(os.path.join(corpus, "transfer", "trumpet_bb_march.wav"))
+  net = crepe.get_model("tiny")
+  run = []
+
+  class Counting:
+    def activations(self, frames):
+      run.append(len(frames))
+      return net.activations(frames)
+
+  full = features.compute_features(x, crepe_model=Counting())
+  n = len(full["f0_hz"])
+  assert sum(run) == n
+  run.clear()
+  skipping = features.compute_features(x, crepe_model=Counting(), skip_silent_db=-70.0)
+  skipped = n - sum(run)
+  assert 0.05 * n < skipped < 0.5 * n
+  silent = skipping["f0_confidence"] == 0
+  assert np.sum(silent) == skipped and np.all(skipping["f0_hz"][silent] == 0)
+  np.testing.assert_array_equal(skipping["loudness_db"], full["loudness_db"])
+  voiced = (full["f0_confidence"] >= 0.5) & ~silent
+  np.testing.assert_allclose(skipping["f0_confidence"][~silent], full["f0_confidence"][~silent],
+                             atol=1e-5)  # other batches: the last float bit may differ
+  _assert_same_features({k: v[voiced] for k, v in skipping.items()},
+                        {k: v[voiced] for k, v in full.items()})
