@@ -253,8 +253,8 @@ def viterbi_bins(activation: np.ndarray,
   (score, bin) pairs). (librosa's `sequence.viterbi` breaks those ties the
   other way: the pitch then follows jumps a frame or two late, which cost
   0.1% of raw pitch accuracy on the shared corpus.) Only the 23 predecessors
-  within the band are scored, not all 360: about 20x faster than hmmlearn's
-  dense decoder. Memory: the float64 lattice, 3 kB per frame, as hmmlearn's.
+  within the band are scored, not all 360: about 10x faster than hmmlearn's
+  dense decoder (bench/viterbi_speed.py). Memory: the float64 lattice, 3 kB per frame, as hmmlearn's.
 
   Args:
     activation: float array [n_frames, 360].

@@ -188,3 +188,13 @@ def test_viterbi_needs_no_hmmlearn():
                        cwd=os.path.dirname(os.path.dirname(FIXTURES)))
   assert out.returncode == 0, out.stderr
   assert json.loads(out.stdout) == [200] * 40
+
+
+def test_unobserved_frames_carry_the_path():
+  """Frames CREPE did not run on (features' skip_silent_db) emit alike from every state: the
+  path holds its note through them instead of following their (zero) activations to bin 0."""
+  act = _one_hot([200] * 20 + [0] * 30 + [200] * 20)
+  observed = np.ones(len(act), bool)
+  observed[20:50] = False
+  np.testing.assert_array_equal(crepe.viterbi_bins(act, observed), [200] * 70)
+  assert crepe.viterbi_bins(act)[35] == 0  # observed, the zeros pull it down
