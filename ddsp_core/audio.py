@@ -309,15 +309,17 @@ class _DecodedFiles:
   def _digest(self, path: str) -> str:
     st = os.stat(path)
     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in self._digests:
-      if len(self._digests) > 4096:  # temporary copies of remote files each add one
-        self._digests.clear()
+    digest = self._digests.get(key)
+    if digest is None:
       sha = hashlib.sha256()
       with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
           sha.update(block)
-      self._digests[key] = sha.hexdigest()
-    return self._digests[key]
+      digest = sha.hexdigest()
+      if len(self._digests) > 4096:  # temporary copies of remote files each add one
+        self._digests.clear()
+      self._digests[key] = digest
+    return digest
 
   def clear(self) -> None:
     """Deletes every decoded file and the folder."""
