@@ -54,10 +54,9 @@ def installed(root: Optional[str] = None) -> Dict[str, str]:
 
 
 def listing(root: Optional[str] = None) -> str:
-  """'violin, flute' or a sentence saying none is installed (for error messages)."""
+  """'violin, flute', or 'none; the names are ...' (for error messages)."""
   names = list(installed(root))
-  return ", ".join(names) if names else (
-      f"none installed in this copy (the names are {', '.join(BUILTIN_NAMES)})")
+  return ", ".join(names) if names else f"none; the names are {', '.join(BUILTIN_NAMES)}"
 
 
 def resolve_model_arg(value: str, root: Optional[str] = None) -> Optional[Tuple[str, str]]:
@@ -77,10 +76,10 @@ def resolve_model_arg(value: str, root: Optional[str] = None) -> Optional[Tuple[
   if value in models:
     return value, models[value]
   if value in BUILTIN_NAMES:
-    raise UnknownModelError(f"model {value!r}: the built-in model is not installed in this copy "
-                            f"(built-in models: {listing(root)})")
+    raise UnknownModelError(f"model {value!r}: that built-in model is not installed in this copy "
+                            f"(built-in models in this copy: {listing(root)})")
   raise UnknownModelError(f"model {value!r} is neither a model dir or zip, NAME=PATH, nor a "
-                          f"built-in model (built-in models: {listing(root)})")
+                          f"built-in model (built-in models in this copy: {listing(root)})")
 
 
 def read_card(model_dir: str) -> dict:

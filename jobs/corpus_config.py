@@ -265,8 +265,8 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> CorpusConfig:
         entries.append(f"{entry}={builtin[entry]}")
       else:
         raise ConfigError(f"{path}: 'transfer.models' entry {entry!r} is neither one of the "
-                          f"[models], NAME=PATH nor a built-in model (built-in models: "
-                          f"{builtin_models.listing()})")
+                          f"[models], NAME=PATH nor a built-in model (built-in models in "
+                          f"this copy: {builtin_models.listing()})")
     transfer_spec = TransferSpec(
         sources=tuple(_resolve(base, s) for s in settings["sources"]),
         models=tuple(entries),

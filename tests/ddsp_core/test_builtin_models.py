@@ -78,25 +78,27 @@ def test_builtin_names_resolve(installed, tmp_path, monkeypatch):
 
 
 def test_unknown_names_fail_listing_the_builtin_ones(installed, tmp_path, write_wav, capsys):
-  with pytest.raises(builtin_models.UnknownModelError, match=r"cello.*built-in models: violin"):
+  unknown = builtin_models.UnknownModelError
+  with pytest.raises(unknown, match=r"cello.*built-in models in this copy: violin\)"):
     transfer.parse_model_arg("cello")
-  with pytest.raises(builtin_models.UnknownModelError, match=r"not installed.*: violin\)"):
+  with pytest.raises(unknown, match=r"not installed in this copy.*: violin\)"):
     transfer.parse_model_arg("flute")  # a built-in name whose dir holds no model
-  with pytest.raises(builtin_models.UnknownModelError, match="models/violin.*violin"):
+  with pytest.raises(unknown, match="models/violin.*violin"):
     transfer.parse_model_arg("models/violin")  # a path that does not exist
   take = write_wav("take.wav", tone(440.0, 1.0))
   assert cli.main(["transfer", take, "--model", "cello", "-o", str(tmp_path / "o.wav")]) == 2
-  assert "built-in models: violin" in capsys.readouterr().err
+  assert "built-in models in this copy: violin" in capsys.readouterr().err
   config = tmp_path / "c.toml"
   config.write_text('output = "out"\n[transfer]\nsources = ["x/*.wav"]\nmodels = ["cello"]\n')
-  with pytest.raises(corpus_config.ConfigError, match=r"'cello' is neither.*models: violin"):
+  with pytest.raises(corpus_config.ConfigError, match=r"'cello' is neither.*this copy: violin"):
     corpus_config.load_config(str(config))
 
 
 def test_no_builtin_installed_says_so(tmp_path, monkeypatch, capsys):
   monkeypatch.setattr(builtin_models, "ROOT", str(tmp_path))
   assert builtin_models.installed() == {}
-  with pytest.raises(builtin_models.UnknownModelError, match="none installed.*tenor_saxophone"):
+  with pytest.raises(builtin_models.UnknownModelError,
+                     match=r"in this copy: none; the names are violin, .*tenor_saxophone\)"):
     transfer.parse_model_arg("violin")
   assert cli.main(["models"]) == 0
   assert "no built-in models are installed" in capsys.readouterr().out
