@@ -12,8 +12,9 @@ Figures (each a median over --repeats runs where cheap):
   (whole command, start-up included) vs the same crepe.predict loop;
 - peak resident memory (`/usr/bin/time -v`) of `ddsp-beam features` on a
   10-minute file and of `ddsp-beam prepare` on a 1-hour file (not with --quick);
-- training steps per second at batch 16 (4 s windows), tiny and solo models,
-  compiled (`tf.function`) vs the same step as a plain eager loop;
+- training (bench/training.py): harmonic synthesis and train steps (tiny and
+  solo) against the step as it was and against magenta's `ddsp_run`, GFLOP/s
+  against the roofline, a profile of the step's parts, the tf.data path;
 - transfer real-time factor (compute seconds per audio second) of one
   11.9 s recording: the whole per-file step, its feature extraction and its
   synthesis, next to the synthesis alone (`Renderer.render`);
@@ -141,30 +142,6 @@ def _tiny_model_dir(path, gin_file):
   return path
 
 
-def training_figures(add, quick=False, batch=16, steps=3):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from ddsp_core import model as model_lib, training  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(0)
-  data = {"f0_hz": tf.constant(rng.uniform(200, 500, (batch, 1000)), tf.float32),
-          "loudness_db": tf.constant(rng.uniform(-50, -10, (batch, 1000)), tf.float32),
-          "audio": tf.constant(rng.uniform(-0.3, 0.3, (batch, 64000)), tf.float32)}
-  for gin_file in ["tiny_instrument.gin"] + ([] if quick else ["solo_instrument.gin"]):
-    rates = {}
-    for mode in ("compiled", "eager"):
-      training.parse_gin([gin_file])
-      trainer = training.Trainer(model_lib.Autoencoder())
-      step = trainer.train_step if mode == "compiled" else trainer._train_step  # pylint: disable=protected-access
-      step(data)  # trace / warm up
-      start = time.time()
-      for _ in range(steps):
-        out = step(data)
-      float(out["loss"])
-      rates[mode] = steps / (time.time() - start)
-    add(f"training steps/s, {gin_file}, batch 16 x 4 s", round(rates["compiled"], 3),
-        round(rates["eager"], 3), "baseline: the same step as a plain eager loop",
-        higher_is_better=True)
-
-
 def transfer_figures(add, quick=False):
   from pipelines import transfer  # pylint: disable=g-import-not-at-top
   from ddsp_core import audio, features  # pylint: disable=g-import-not-at-top
@@ -229,7 +206,9 @@ def main(argv=None):
   if "prepare" in sections:
     prepare_figures(add, args, train, base)
   if "training" in sections:
-    training_figures(add, quick=args.quick)
+    from bench import training as training_bench  # pylint: disable=g-import-not-at-top
+    training_bench.training_figures(add, roof, roof_bf16, MAGENTA_PY, quick=args.quick,
+                                    repeats=args.repeats)
   if "transfer" in sections:
     transfer_figures(add, quick=args.quick)
   if "runners" in sections:

@@ -1,2 +1,2 @@
 """ddsp-beam version."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"

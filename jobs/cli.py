@@ -217,8 +217,9 @@ def _add_train_parsers(sub):
   p.add_argument("--seed", type=int, default=0,
                  help="seeds weights, shuffling and noise: the same command gives the same "
                  "loss curve (default 0)")
-  p.add_argument("--jit_compile", action=argparse.BooleanOptionalAction, default=True,
-                 help="compile the training step with XLA (default on; --no-jit_compile: off)")
+  p.add_argument("--jit_compile", action=argparse.BooleanOptionalAction, default=False,
+                 help="compile the training step with XLA (default off: slower than the graph "
+                 "step on the CPUs measured; try it on a GPU)")
   p.add_argument("--precision", choices=("float32", "bfloat16"), default=None,
                  help="the decoder's matrix products (default: the gin files', float32)")
   p.add_argument("--eval", action=argparse.BooleanOptionalAction, default=True,

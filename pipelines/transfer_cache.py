@@ -30,6 +30,7 @@ from ddsp_core.version import __version__
 from pipelines import publish
 from pipelines import runner
 from pipelines import transfer
+from pipelines import transfer_conventions
 from pipelines import transfer_report
 
 
@@ -40,7 +41,8 @@ def settings_hash(config: transfer.TransferConfig) -> str:
 
 
 def model_fingerprint(model_dir: str) -> str:
-  """Hash of what a model renders with: latest checkpoint, operative config, statistics."""
+  """Hash of what a model renders with: latest checkpoint, operative config, statistics,
+  and the padding of the features it is fed (model.json)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   latest = tf.train.latest_checkpoint(model_dir)
   config = model_dir_lib.latest_operative_config(model_dir)
@@ -49,7 +51,7 @@ def model_fingerprint(model_dir: str) -> str:
   prefix = os.path.basename(latest) + "."
   names = sorted(f for f in os.listdir(model_dir) if f.startswith(prefix))
   names += [os.path.basename(config), model_dir_lib.STATS_FILE]
-  digest = hashlib.sha256()
+  digest = hashlib.sha256(f"padding={transfer_conventions.model_padding(model_dir)}\0".encode())
   for name in names:
     path = os.path.join(model_dir, name)
     if os.path.exists(path):

@@ -333,3 +333,16 @@ def test_an_imported_model_is_fed_the_padding_magenta_trained_it_on(renders, tak
                                    transfer.TransferConfig(crepe_model="tiny", adjust=False))
     assert row["status"] == "ok", row
     _check_render_call(renders[-1], audio, 250, padding)
+
+
+def test_the_transfer_cache_key_changes_with_the_models_padding(tmp_path):
+  """Rows rendered from `same` features are not reused for a model fed `center` ones."""
+  from pipelines import transfer_cache  # pylint: disable=g-import-not-at-top
+  model_dir = _untrained_model_dir(tmp_path / "m", 250, "same", 16000)
+  same = transfer_cache.model_fingerprint(model_dir)
+  info_path = os.path.join(model_dir, "model.json")
+  info = json.load(open(info_path))
+  info["dataset"]["padding"] = "center"
+  with open(info_path, "w", encoding="utf-8") as f:
+    json.dump(info, f)
+  assert transfer_cache.model_fingerprint(model_dir) != same
