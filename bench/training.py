@@ -203,7 +203,7 @@ def magenta_step(magenta_py, dataset_dir, gin_file, steps=8):
            "--gin_file=datasets/tfrecord.gin", "--alsologtostderr"]
     cmd += [f"--gin_param={p}" for p in params]
     proc = subprocess.run(cmd, capture_output=True, text=True,
-                          env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+                          env=dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_USE_LEGACY_KERAS="1"))
   times = []
   for line in proc.stderr.splitlines():
     m = STEP_LINE.match(line)
