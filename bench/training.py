@@ -247,7 +247,9 @@ def training_figures(add, roof, roof_bf16, magenta_py, quick=False, repeats=3):
       add(f"train step, {gin_file}, vs magenta ddsp_run (s)", round(times["nojit"], 3),
           None if theirs is None else round(theirs, 3),
           "baseline: magenta 3.7.0 ddsp_run, same records, architecture and batch"
-          + ("" if theirs is not None else " (side venv missing: bash bench/make_magenta_venv.sh)"))
+          + ("" if theirs is not None else " (not measured: " + (
+              "ddsp_run gave no timing, see the log)" if os.path.exists(magenta_py) else
+              "no side venv; bash bench/make_magenta_venv.sh)")))
       parts = profile_parts(gin_file, repeats)
       add(f"profile, {gin_file}: forward parts (s)", round(sum(parts.values()), 3),
           None, ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in parts.items()))
