@@ -105,13 +105,7 @@ def read(path: str) -> Tuple[List[Tuple[float, bytes]], float]:
     length = struct.unpack(">I", data[pos + 4:pos + 8])[0]
     p, end, tick, status = pos + 8, pos + 8 + length, 0, 0
     while p < end:
-      delta = 0
-      while True:
-        byte = data[p]
-        p += 1
-        delta = (delta << 7) | (byte & 0x7F)
-        if byte < 0x80:
-          break
+      delta, p = _read_vlq(data, p)
       tick += delta
       if data[p] == 0xFF:
         kind, p = data[p + 1], p + 2

@@ -36,6 +36,7 @@ import soxr
 
 from instruments import midi, phrases
 from instruments.catalog import APT_PACKAGES, INSTRUMENTS, SOUNDFONTS
+from pipelines import prepare_cache
 from pipelines import publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -96,14 +97,6 @@ def to_pcm16(y: np.ndarray, gain: float, rng: np.random.Generator) -> np.ndarray
   """Scaled, TPDF-dithered (+-1 LSB, seeded) 16-bit samples."""
   dither = rng.random(len(y)) - rng.random(len(y))
   return np.clip(np.round(y * gain * 32767.0 + dither), -32768, 32767).astype(np.int16)
-
-
-def sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
 
 
 def compose_corpus(name: str, minutes: float):
@@ -174,7 +167,7 @@ def render_instrument(name: str, out: str, minutes: float = MIN_MINUTES,
                        voiced_seconds=round(float(voiced.mean()) * len(y) / phrases.SAMPLE_RATE, 2),
                        f0_min_hz=round(float(f0[voiced].min()), 2),
                        f0_max_hz=round(float(f0[voiced].max()), 2), phrases=kinds,
-                       sha256=sha256(wav)))
+                       sha256=prepare_cache.sha256_file(wav)))
     shutil.copyfile(os.path.join(HERE, "COPYING.soundfonts"),
                     os.path.join(staging, "COPYING.soundfonts"))
     sfinfo = SOUNDFONTS[inst.soundfont]
