@@ -11,7 +11,10 @@ and closes it at the end.
 import contextlib
 import logging
 import os
+import re
+import signal
 import sys
+import threading
 from typing import List, Sequence
 
 import apache_beam as beam
@@ -99,7 +102,13 @@ def beam_session(beam_args: Sequence[str]):
 
 
 def run_and_wait(pipeline: beam.Pipeline, what: str = "the Beam pipeline"):
-  """Runs `pipeline` to the end; any failure becomes a `PipelineFailed` naming its cause."""
+  """Runs `pipeline` to the end; any failure becomes a `PipelineFailed` naming its cause.
+
+  With `--direct_running_mode=multi_processing` the run is watched for a worker
+  process that dies (see `_run_watching_workers`).
+  """
+  if _multi_processing(pipeline):
+    return _run_watching_workers(pipeline, what)
   result = None
   try:
     result = pipeline.run()
@@ -111,6 +120,108 @@ def run_and_wait(pipeline: beam.Pipeline, what: str = "the Beam pipeline"):
     if client is not None:
       client.close()
   return result
+
+
+def _multi_processing(pipeline: beam.Pipeline) -> bool:
+  from apache_beam.options.pipeline_options import DirectOptions  # pylint: disable=g-import-not-at-top
+  options = pipeline.options.view_as(DirectOptions)
+  return options.direct_running_mode == "multi_processing"
+
+
+# What Beam's `SubprocessSdkWorker.run` raises, in its own thread named 'run_worker',
+# when a worker process exits with an error (Beam 2.x, local_job_service.py).
+_WORKER_EXIT = re.compile(r"Worker subprocess exited with return code (-?\d+)")
+
+
+def _exit_cause(code: int) -> str:
+  # The worker runs under `/bin/sh -c`, which reports death by signal N as 128 + N.
+  number = -code if code < 0 else code - 128 if code > 128 else 0
+  try:
+    return f"exit code {code}: killed by {signal.Signals(number).name}" if number else f"exit code {code}"
+  except ValueError:
+    return f"exit code {code}"
+
+
+def _run_watching_workers(pipeline: beam.Pipeline, what: str):
+  """`pipeline.run()` in multi_processing mode, failing when a worker process dies.
+
+  Why: Beam's FnApiRunner only logs the death of a worker (an exception in its
+  'run_worker' thread) and, when the worker had not yet answered, waits for its
+  data forever. So the run goes in a daemon thread, Beam's exception is caught by
+  a `threading.excepthook`, and on a death the remaining workers are stopped (their
+  threads are not daemons: the interpreter would wait for them at exit) and the run
+  fails with `PipelineFailed`. Nothing is published: the caller publishes only after
+  this returns.
+  """
+  finished = threading.Event()
+  outcome = {}
+  previous_hook = threading.excepthook
+
+  def hook(args):
+    match = None
+    if args.thread is not None and args.thread.name == "run_worker":
+      match = _WORKER_EXIT.search(str(args.exc_value))
+    if match is None:
+      previous_hook(args)
+      return
+    if "dead" not in outcome:
+      outcome["dead"] = int(match.group(1))
+      finished.set()
+
+  def run():
+    try:
+      result = pipeline.run()
+      result.wait_until_finish()
+      outcome["result"] = result
+    except BaseException as e:  # pylint: disable=broad-except  # handed to the caller
+      outcome["error"] = e
+    finally:
+      finished.set()
+
+  threading.excepthook = hook
+  try:
+    threading.Thread(target=run, name="beam-pipeline", daemon=True).start()
+    finished.wait()
+    if "result" in outcome:
+      return outcome["result"]
+    if "dead" in outcome:
+      stopped = _stop_beam_workers()
+      logging.getLogger(__name__).info("stopped %d remaining Beam worker(s)", stopped)
+      raise PipelineFailed(f"{what} failed (a Beam worker process died, "
+                           f"{_exit_cause(outcome['dead'])})")
+    error = outcome["error"]
+    raise PipelineFailed(f"{what} failed ({type(error).__name__}: {error})") from error
+  finally:
+    threading.excepthook = previous_hook
+
+
+def _stop_beam_workers() -> int:
+  """SIGKILLs the Beam SDK worker processes below this one; returns how many."""
+  parents, commands = {}, {}
+  for entry in os.listdir("/proc"):
+    if not entry.isdigit():
+      continue
+    try:
+      with open(f"/proc/{entry}/stat", "rb") as f:
+        stat = f.read().decode("utf-8", "replace")
+      with open(f"/proc/{entry}/cmdline", "rb") as f:
+        commands[int(entry)] = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+      continue  # gone meanwhile
+    parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state
+  below, frontier = set(), {os.getpid()}
+  while frontier:
+    frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - below
+    below |= frontier
+  stopped = 0
+  for pid in sorted(below):
+    if "sdk_worker_main" in commands.get(pid, ""):
+      try:
+        os.kill(pid, signal.SIGKILL)
+        stopped += 1
+      except OSError:
+        pass
+  return stopped
 
 
 def counters(result, namespace: str = NAMESPACE) -> dict:
