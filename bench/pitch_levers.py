@@ -190,13 +190,16 @@ def main(argv=None):
     results.append(r)
     print(f"  {r['config']}: all {100 * r['by_folder']['all']['RPA']:.2f}%  "
           f"wall {r['wall_per_s']:.3f} s/s", flush=True)
-  table = markdown(results, seconds, len(files))
-  print(table)
-  if args.out:
-    with open(args.out, "w", encoding="utf-8") as fh:
-      fh.write(f"# CREPE levers per corpus folder, {time.strftime('%Y-%m-%d')}\n\n"
-               f"`python -m bench.pitch_levers --configs {args.configs}`\n\n" + table)
+    if args.out:  # after each config, so that a long run stopped early keeps what it measured
+      _write(args.out, args.configs, markdown(results, seconds, len(files)))
+  print(markdown(results, seconds, len(files)))
   return 0
+
+
+def _write(path: str, configs: str, table: str):
+  with open(path, "w", encoding="utf-8") as fh:
+    fh.write(f"# CREPE levers per corpus folder, {time.strftime('%Y-%m-%d')}\n\n"
+             f"`python -m bench.pitch_levers --configs {configs}`\n\n" + table)
 
 
 if __name__ == "__main__":
