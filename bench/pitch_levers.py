@@ -29,9 +29,8 @@ from ddsp_core import audio as audio_lib
 from ddsp_core import crepe as crepe_lib
 from ddsp_core import features as features_lib
 from ddsp_core import loudness as loudness_lib
+from bench.score_corpus import DEFAULT_CORPUS
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpus")
 FOLDERS = ("train", "transfer", "range")
 FRAME_RATE = 250
 DEFAULT_CONFIGS = ("small/float32/250", "tiny/float32/250", "full/bfloat16/250",

@@ -187,6 +187,11 @@ def _run_watching_workers(pipeline: beam.Pipeline, what: str):
     if "dead" in outcome:
       stopped = _stop_beam_workers()
       logging.getLogger(__name__).info("stopped %d remaining Beam worker(s)", stopped)
+      # Their threads now raise the same exception; the hook takes it while they end,
+      # so the user sees one clear error, not a traceback per stopped worker.
+      for thread in threading.enumerate():
+        if thread.name == "run_worker":
+          thread.join(timeout=10)
       raise PipelineFailed(f"{what} failed (a Beam worker process died, "
                            f"{_exit_cause(outcome['dead'])})")
     error = outcome["error"]

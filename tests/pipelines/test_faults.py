@@ -56,7 +56,7 @@ def test_a_worker_process_killed_mid_run(tmp_path, corpus, delay_s):
     proc.wait(timeout=300)
   except subprocess.TimeoutExpired:
     proc.kill()
-    raise AssertionError("prepare hung after its worker was killed")
+    raise AssertionError("prepare hung after its worker was killed") from None
   log.seek(0)
   output = log.read()
   assert killed is not None, output[-2000:]
