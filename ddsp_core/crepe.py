@@ -116,7 +116,7 @@ class CrepeModel:
     self._dtype = dtype
     self._forward = tf.function(
         self._forward_graph,
-        input_signature=[tf.TensorSpec([None, FRAME_SIZE], tf.float32)])
+        input_signature=[tf.TensorSpec([None, FRAME_SIZE], tf.float32)], autograph=False)
     self.flops_per_frame = self._count_flops()
 
   def _forward_graph(self, frames):

@@ -47,8 +47,8 @@ class Renderer:
     units = model.decoder.rnn.units
     self._controls = tf.function(model.controls, input_signature=[
         tf.TensorSpec([1, None], tf.float32), tf.TensorSpec([1, None], tf.float32),
-        tf.TensorSpec([1, units], tf.float32)])
-    self._piece = tf.function(self._render_piece)
+        tf.TensorSpec([1, units], tf.float32)], autograph=False)
+    self._piece = tf.function(self._render_piece, autograph=False)
 
   def _render_piece(self, controls, endpoint, phase, start_sample):
     harmonic, phase = synth.harmonic_synthesis(

@@ -290,7 +290,8 @@ class ExportedModel(tf.Module):
     self.frame_rate = tf.constant(model.frame_rate)
 
   @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="f0_hz"),
-                                tf.TensorSpec([None, None], tf.float32, name="loudness_db")])
+                                tf.TensorSpec([None, None], tf.float32, name="loudness_db")],
+               autograph=False)
   def __call__(self, f0_hz, loudness_db):
     return {"audio": self.model(f0_hz, loudness_db, seed=(0, 0))}
 

@@ -37,20 +37,20 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(dataset, tmp_path_factory):
-  """Step 1 (evaluated), then resumed to step 120 (evaluated again)."""
+  """Step 1 (evaluated), then resumed to step 60 (evaluated again)."""
   model_dir = str(tmp_path_factory.mktemp("models") / "violin")
-  base = ["train", "--data", dataset, "--model_dir", model_dir, "--checkpoint_every", "40"] + FAST
+  base = ["train", "--data", dataset, "--model_dir", model_dir, "--checkpoint_every", "20"] + FAST
   assert cli.main(base + ["--steps", "1"]) == 0
   first = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
-  assert cli.main(base + ["--steps", "120"]) == 0
+  assert cli.main(base + ["--steps", "60"]) == 0
   last = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
   return model_dir, first, last
 
 
 def test_eval_spectral_loss_falls(trained):
   _, first, last = trained
-  assert first["step"] == 1 and last["step"] == 120
-  print(f"eval spectral loss: step 1 {first['spectral_loss']:.3f} -> step 120 "
+  assert first["step"] == 1 and last["step"] == 60
+  print(f"eval spectral loss: step 1 {first['spectral_loss']:.3f} -> step 60 "
         f"{last['spectral_loss']:.3f}")
   assert last["spectral_loss"] < 0.8 * first["spectral_loss"]
   assert last["loudness_l1_db"] < first["loudness_l1_db"]
@@ -59,25 +59,25 @@ def test_eval_spectral_loss_falls(trained):
 def test_model_dir_layout(trained):
   model_dir, _, last = trained
   names = set(os.listdir(model_dir))
-  assert {"checkpoint", "model.json", "dataset_statistics.json", "operative_config-120.gin",
-          "ckpt-120.index", "eval", "summaries"} <= names
+  assert {"checkpoint", "model.json", "dataset_statistics.json", "operative_config-60.gin",
+          "ckpt-60.index", "eval", "summaries"} <= names
   info = json.load(open(os.path.join(model_dir, "model.json")))
   assert info["sample_rate"] == 16000 and info["frame_rate"] == 250
   assert info["n_parameters"] > 200000
   assert "RnnFcDecoder.rnn_channels = 160" in open(
-      os.path.join(model_dir, "operative_config-120.gin")).read()
+      os.path.join(model_dir, "operative_config-60.gin")).read()
   assert os.path.exists(os.path.join(model_dir, "eval", "metrics.parquet"))
   for key in ("loudness_l1_db", "f0_l1_midi", "outlier_ratio", "spectral_loss"):
     assert key in last
-  # Only the kept checkpoints' configs remain (keep 3: 40, 80, 120).
+  # Only the kept checkpoints' configs remain (keep 3: 20, 40, 60).
   assert sorted(n for n in names if n.startswith("operative_config-")) == [
-      "operative_config-120.gin", "operative_config-40.gin", "operative_config-80.gin"]
+      "operative_config-20.gin", "operative_config-40.gin", "operative_config-60.gin"]
 
 
 def test_export_matches_the_in_process_model(trained, tmp_path):
   model_dir, _, _ = trained
   out = train.export(model_dir, str(tmp_path / "saved"), str(tmp_path / "violin.zip"))
-  assert out["step"] == 120
+  assert out["step"] == 60
   loaded = tf.saved_model.load(out["saved_model"])
   model = train.load_model(model_dir)
   f0 = tf.constant(np.linspace(200, 400, 333, dtype=np.float32)[None])
@@ -87,7 +87,7 @@ def test_export_matches_the_in_process_model(trained, tmp_path):
   assert theirs.shape == (1, 333 * 64)
   np.testing.assert_allclose(theirs, ours, atol=1e-5)
   with zipfile.ZipFile(out["zip"]) as z:
-    assert {"checkpoint", "model.json", "operative_config-120.gin", "ckpt-120.index"} <= set(z.namelist())
+    assert {"checkpoint", "model.json", "operative_config-60.gin", "ckpt-60.index"} <= set(z.namelist())
 
 
 def test_kill_9_then_rerun_resumes(dataset, tmp_path):
@@ -165,9 +165,9 @@ def test_corrupt_or_missing_model_dirs(trained, tmp_path):
   model_dir, _, _ = trained
   broken = tmp_path / "broken"
   broken.mkdir()
-  for name in ("checkpoint", "operative_config-120.gin", "ckpt-120.index"):
+  for name in ("checkpoint", "operative_config-60.gin", "ckpt-60.index"):
     (broken / name).write_bytes(open(os.path.join(model_dir, name), "rb").read())
-  data = [n for n in os.listdir(model_dir) if n.startswith("ckpt-120.data")][0]
+  data = [n for n in os.listdir(model_dir) if n.startswith("ckpt-60.data")][0]
   (broken / data).write_bytes(open(os.path.join(model_dir, data), "rb").read()[:1000])
   with pytest.raises(train.ModelDirError, match="cannot be restored"):
     train.load_model(str(broken))
