@@ -9,6 +9,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from pipelines import runner
@@ -50,17 +51,25 @@ def _assert_same_dataset(a, b):
       assert value == stats_b[key] or np.isclose(value, stats_b[key], rtol=1e-6), key
 
 
-def test_prepare_on_dask_equals_the_direct_runner(tmp_path, corpus, dask_cluster):
-  assert run_cli(_inputs(corpus) + ["--output", str(tmp_path / "direct")]) == 1  # one broken
+@pytest.fixture(scope="module")
+def direct(tmp_path_factory, corpus):
+  """The DirectRunner's dataset of the same inputs, and its record count."""
+  out = str(tmp_path_factory.mktemp("direct") / "direct")
+  assert run_cli(_inputs(corpus) + ["--output", out]) == 1  # one broken input
+  return _dataset(out), _n_records(out)
+
+
+def test_prepare_on_dask_equals_the_direct_runner(tmp_path, corpus, dask_cluster, direct):
   assert run_cli(_inputs(corpus) + ["--output", str(tmp_path / "dask"), "--runner=dask",
                                     f"--dask_address={dask_cluster.scheduler_address}"]) == 1
-  direct, dask = _dataset(str(tmp_path / "direct")), _dataset(str(tmp_path / "dask"))
+  direct, _ = direct
+  dask = _dataset(str(tmp_path / "dask"))
   assert len(direct[0]["train"]) + len(direct[0]["eval"]) == 14 + 15 + 16
   _assert_same_dataset(dask, direct)
-  assert sorted(os.listdir(tmp_path)) == ["dask", "direct"]  # no staging, cache or beam-temp left
+  assert os.listdir(tmp_path) == ["dask"]  # no staging, cache or beam-temp left
 
 
-def test_a_dask_worker_killed_mid_run(tmp_path, corpus, dask_cluster):
+def test_a_dask_worker_killed_mid_run(tmp_path, corpus, dask_cluster, direct):
   """The run completes with the DirectRunner's dataset (Dask runs the lost tasks again; the
   cache makes that harmless): the same records, features, statistics and reports."""
   import distributed  # pylint: disable=g-import-not-at-top
@@ -85,10 +94,9 @@ def test_a_dask_worker_killed_mid_run(tmp_path, corpus, dask_cluster):
   assert killed is not None, "the run ended before a busy worker could be killed"
   print(f"worker process {killed} killed mid-run; exit {result['rc']}")
   assert result["rc"] == 1  # the run succeeded; 1 is the broken input, as on the DirectRunner
-  assert run_cli(_inputs(corpus) + ["--output", str(tmp_path / "direct")]) == 1
-  assert _n_records(str(tmp_path / "dask")) == _n_records(str(tmp_path / "direct")) == 14 + 15 + 16
-  dask, direct = _dataset(str(tmp_path / "dask")), _dataset(str(tmp_path / "direct"))
-  _assert_same_dataset(dask, direct)
+  direct_dataset, direct_records = direct
+  assert _n_records(str(tmp_path / "dask")) == direct_records == 14 + 15 + 16
+  _assert_same_dataset(_dataset(str(tmp_path / "dask")), direct_dataset)
 
 
 def test_runner_flags():
