@@ -35,7 +35,7 @@ def _add_crepe_args(p) -> None:
                  help="CREPE's convolutions in bfloat16 (default) or float32 (magenta's)")
   p.add_argument("--f0_rate", type=int, default=F0_RATE_DEFAULT,
                  help=f"run CREPE at this many frames/s and interpolate onto the frame grid "
-                 f"(default {F0_RATE_DEFAULT}; the frame rate, e.g. 250, runs it on every frame)")
+                 f"(default {F0_RATE_DEFAULT}; 0: on every frame, at the frame rate)")
 
 
 class _DropNoise(logging.Filter):
@@ -119,7 +119,7 @@ def _cmd_features(args, unused_beam_args):
   result = features.run_features(
       args.inputs, args.output, crepe_model=args.crepe_model, frame_rate=args.frame_rate,
       viterbi=args.viterbi, padding=args.padding, precision=args.precision,
-      plots_dir=args.plots, progress=not args.no_progress, f0_rate=args.f0_rate)
+      plots_dir=args.plots, progress=not args.no_progress, f0_rate=args.f0_rate or None)
   for err in result.errors:
     print(f"FAILED [{err['error_type']}] {err['message']}", file=sys.stderr)
   print(f"{len(result.files_ok)} file(s) ok, {len(result.errors)} failed; "
@@ -170,7 +170,7 @@ def _cmd_prepare(args, beam_args):
                                  example_secs=args.example_secs, hop_secs=args.hop_secs,
                                  padding=args.padding),
       crepe_model=args.crepe_model, viterbi=args.viterbi, precision=args.precision,
-      f0_rate=args.f0_rate, eval_fraction=args.eval_fraction, split_by=args.split_by,
+      f0_rate=args.f0_rate or None, eval_fraction=args.eval_fraction, split_by=args.split_by,
       chunk_secs=args.chunk_secs,
       min_secs=args.min_secs, silence_db=args.silence_db,
       write_magenta_pickle=args.write_magenta_pickle, progress=not args.no_progress)
@@ -310,7 +310,7 @@ def _cmd_transfer(args, beam_args):
       adjust=args.adjust, threshold=args.threshold, quiet=args.quiet, autotune=args.autotune,
       chromatic=args.chromatic, pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift,
       sample_rate_out=None if args.sample_rate_out == "input" else int(args.sample_rate_out),
-      crepe_model=args.crepe_model, precision=args.precision, f0_rate=args.f0_rate,
+      crepe_model=args.crepe_model, precision=args.precision, f0_rate=args.f0_rate or None,
       plots=args.plots, **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
   patterns = list(args.files) + list(args.input)
   if args.output_wav:
