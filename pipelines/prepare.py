@@ -62,8 +62,9 @@ class PrepareConfig:
   window: examples_lib.WindowSpec = examples_lib.WindowSpec()
   crepe_model: str = crepe_lib.DEFAULT_MODEL
   viterbi: bool = True
-  precision: str = "float32"
-  f0_rate: Optional[int] = None  # CREPE's rate when not frame_rate (interpolated)
+  precision: str = crepe_lib.DEFAULT_PRECISION
+  # CREPE's frames per second, interpolated onto the frame grid; None: at the frame rate.
+  f0_rate: Optional[int] = features_lib.DEFAULT_F0_RATE
   eval_fraction: float = 0.0
   split_by: str = "file"
   chunk_secs: int = 20

@@ -40,6 +40,7 @@ from ddsp_core import archive
 from ddsp_core import audio as audio_lib
 from ddsp_core import builtin_models
 from ddsp_core import crepe as crepe_lib
+from ddsp_core import features as features_lib
 from ddsp_core import model_dir as model_dir_lib
 from ddsp_core import render as render_lib
 from pipelines import inputs
@@ -63,6 +64,9 @@ class TransferConfig:
   loudness_shift: float = 0.0
   sample_rate_out: Optional[int] = 16000  # None: the input's own rate
   crepe_model: str = crepe_lib.DEFAULT_MODEL
+  precision: str = crepe_lib.DEFAULT_PRECISION
+  # CREPE's frames per second, interpolated onto each model's frame grid; None: at that rate.
+  f0_rate: Optional[int] = features_lib.DEFAULT_F0_RATE
   viterbi: bool = True
   plots: bool = False
   cache_dir: str = DEFAULT_CACHE
@@ -211,7 +215,7 @@ def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConf
   """
   rows = []
   base = {"input_path": path, **transfer_report.settings_columns(config)}
-  crepe_model = crepe_model or crepe_lib.get_model(config.crepe_model)
+  crepe_model = crepe_model or crepe_lib.get_model(config.crepe_model, config.precision)
   started = time.time()
   try:
     with inputs.local_copy(path) as local:
@@ -230,7 +234,7 @@ def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConf
     stage = "features"
     try:
       analysis = conventions_lib.input_features(audio, conv, config.viterbi, crepe_model,
-                                                analyses)
+                                                analyses, f0_rate=config.f0_rate)
       feats = analysis["features"]
       row["seconds_features"] = seconds_decode + analysis["seconds"]
       row["f0_input_median_hz"], row["loudness_input_mean_db"] = _summary(
@@ -251,7 +255,8 @@ def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConf
       stage = "measure"
       t0 = time.time()
       out16 = audio_lib.resample(out, conv.sample_rate, conventions_lib.ANALYSIS_SAMPLE_RATE)
-      measured = conventions_lib.compute_features(out16, conv, config.viterbi, crepe_model)
+      measured = conventions_lib.compute_features(out16, conv, config.viterbi, crepe_model,
+                                                  f0_rate=config.f0_rate)
       row.update(transfer_report.compare(adjusted, measured))
       row["f0_output_median_hz"], row["loudness_output_mean_db"] = _summary(
           measured["f0_hz"], measured["loudness_db"], measured["f0_confidence"])
@@ -297,7 +302,7 @@ class TransferFn(beam.DoFn):
     self.crepe = None
 
   def setup(self):
-    self.crepe = crepe_lib.get_model(self.config.crepe_model)
+    self.crepe = crepe_lib.get_model(self.config.crepe_model, self.config.precision)
     self.models = [load_model_once(name, path, self.config.cache_dir)
                    for name, path in self.model_paths.items()]
 

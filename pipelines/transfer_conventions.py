@@ -79,7 +79,7 @@ def model_conventions(model_path: str, model) -> Conventions:
 
 
 def compute_features(audio: np.ndarray, conventions: Conventions, viterbi: bool,
-                     crepe_model) -> dict:
+                     crepe_model, f0_rate: Optional[int] = None) -> dict:
   """f0_hz, f0_confidence and loudness_db of 16 kHz audio on a model's frame grid.
 
   Args:
@@ -87,17 +87,19 @@ def compute_features(audio: np.ndarray, conventions: Conventions, viterbi: bool,
     conventions: The model's `Conventions`.
     viterbi: Viterbi-smooth the pitch track.
     crepe_model: A built `CrepeModel`.
+    f0_rate: CREPE's frames per second, interpolated onto the model's frame
+      grid (None: at the model's frame rate).
 
   Returns:
     Dict of float32 arrays [n_frames] (`framing.num_frames` at the model's hop and padding).
   """
   return features_lib.compute_features(audio, ANALYSIS_SAMPLE_RATE, conventions.frame_rate,
                                        viterbi=viterbi, padding=conventions.padding,
-                                       crepe_model=crepe_model)
+                                       crepe_model=crepe_model, f0_rate=f0_rate)
 
 
 def input_features(audio: np.ndarray, conventions: Conventions, viterbi: bool, crepe_model,
-                   analyses: Optional[dict] = None) -> dict:
+                   analyses: Optional[dict] = None, f0_rate: Optional[int] = None) -> dict:
   """`compute_features` of an input, once per convention.
 
   Args:
@@ -107,6 +109,7 @@ def input_features(audio: np.ndarray, conventions: Conventions, viterbi: bool, c
     crepe_model: A built `CrepeModel`.
     analyses: This input's memo, `Conventions.analysis` -> result: models that
       share a convention share one analysis.
+    f0_rate: As in `compute_features`.
 
   Returns:
     {'features': the features, 'seconds': the time their analysis took}.
@@ -114,7 +117,7 @@ def input_features(audio: np.ndarray, conventions: Conventions, viterbi: bool, c
   analyses = {} if analyses is None else analyses
   if conventions.analysis not in analyses:
     started = time.time()
-    feats = compute_features(audio, conventions, viterbi, crepe_model)
+    feats = compute_features(audio, conventions, viterbi, crepe_model, f0_rate)
     analyses[conventions.analysis] = {"features": feats, "seconds": time.time() - started}
   return analyses[conventions.analysis]
 

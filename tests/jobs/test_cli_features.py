@@ -80,7 +80,13 @@ def test_a_crash_leaves_the_previous_output(tmp_path, write_wav, monkeypatch):
 
 def test_the_command_lines_crepe_default_is_the_librarys():
   from ddsp_core import crepe  # pylint: disable=g-import-not-at-top
+  from ddsp_core import features  # pylint: disable=g-import-not-at-top
+  from pipelines import prepare, transfer  # pylint: disable=g-import-not-at-top
   assert cli.CREPE_DEFAULT == crepe.DEFAULT_MODEL and crepe.DEFAULT_MODEL in cli.CREPE_CHOICES
+  assert (cli.PRECISION_DEFAULT, cli.F0_RATE_DEFAULT) == (crepe.DEFAULT_PRECISION,
+                                                          features.DEFAULT_F0_RATE)
+  for config in (prepare.PrepareConfig(), transfer.TransferConfig()):
+    assert (config.crepe_model, config.precision, config.f0_rate) == ("full", "bfloat16", 100)
   crepe.weights_path(crepe.DEFAULT_MODEL)  # installed with ddsp-beam itself
 
 

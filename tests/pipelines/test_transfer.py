@@ -24,7 +24,9 @@ from tests.conftest import DEMO_CORPUS, FIXTURES, mount_tmpfs, tone
 
 MAGENTA_MODEL = os.path.join(FIXTURES, "magenta_model")
 
-TINY = ["--crepe_model", "tiny", "--no_progress"]
+# CREPE tiny on every frame in float32: the path ddsp_core's functions compute by default.
+CREPE_TINY = ["--crepe_model", "tiny", "--precision", "float32", "--f0_rate", "0"]
+TINY = CREPE_TINY + ["--no_progress"]
 
 
 @pytest.fixture(scope="module")
@@ -261,8 +263,8 @@ def test_transfer_feeds_each_model_its_frame_rate_padding_and_sample_rate(
 
   monkeypatch.setattr(features, "compute_features", counting)
   out = tmp_path / "out"
-  args = ["transfer", "--input", path, "--output", str(out), "--crepe_model", "tiny",
-          "--no-adjust", "--sample_rate_out", "input"]
+  args = ["transfer", "--input", path, "--output", str(out), "--no-adjust",
+          "--sample_rate_out", "input"] + CREPE_TINY
   for name, model_dir in convention_models.items():
     args += ["--model", f"{name}={model_dir}"]
   assert cli.main(args) == 0
@@ -293,7 +295,7 @@ def test_single_file_transfer_uses_the_models_conventions(convention_models, ren
     frame_rate, padding, sample_rate = CONVENTIONS[name]
     dest = tmp_path / f"{name}.wav"
     assert cli.main(["transfer", path, "--model", convention_models[name], "-o", str(dest),
-                     "--crepe_model", "tiny", "--no-adjust"]) == 0
+                     "--no-adjust"] + CREPE_TINY) == 0
     assert abs(sf.info(str(dest)).duration - SECONDS) <= 1.0 / frame_rate, name
     assert renders[-1]["rates"] == (frame_rate, sample_rate)
     _check_render_call(renders[-1], audio, frame_rate, padding)
@@ -330,7 +332,8 @@ def test_an_imported_model_is_fed_the_padding_magenta_trained_it_on(renders, tak
     info = json.load(open(imported / "model.json", encoding="utf-8"))
     assert info["dataset"]["padding"] == padding
     row = transfer.transfer_single(path, str(imported), str(tmp_path / f"{padding}.wav"),
-                                   transfer.TransferConfig(crepe_model="tiny", adjust=False))
+                                   transfer.TransferConfig(crepe_model="tiny", precision="float32",
+                                                           f0_rate=None, adjust=False))
     assert row["status"] == "ok", row
     _check_render_call(renders[-1], audio, 250, padding)
 
