@@ -1,7 +1,7 @@
 """`make bench` section transfer_quality: does timbre transfer sound like the target instrument?
 
     python -m bench.transfer_quality [--model violin | --model violin=path/to/model_dir ...]
-        [--corpus ../shared/corpus] [--crepe_model small] [--out bench/results/DATE-transfer-quality.md]
+        [--corpus ../shared/corpus] [--crepe_model full] [--out bench/results/DATE-transfer-quality.md]
 
 Every take in the shared corpus' transfer/ was rendered from MIDI (midi/transfer/<take>.mid),
 so the ground truth of its transfer exists. For each take and each model (an instrument of
@@ -39,6 +39,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import soundfile as sf
+
+from ddsp_core import crepe as crepe_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpus")
@@ -212,7 +214,8 @@ def main(argv=None) -> int:
   ap.add_argument("--model", action="append", default=None,
                   help="built-in name, INSTRUMENT=PATH or LABEL:INSTRUMENT=PATH; repeatable")
   ap.add_argument("--corpus", default=CORPUS, help="the shared corpus (transfer/ and midi/)")
-  ap.add_argument("--crepe_model", default="small")
+  ap.add_argument("--crepe_model", default=crepe_lib.DEFAULT_MODEL,
+                  help="CREPE capacity of the transfers (default: transfer's own default)")
   ap.add_argument("--out", default=os.path.join(
       REPO, "bench", "results", f"{datetime.date.today().isoformat()}-transfer-quality.md"))
   args = ap.parse_args(argv)

@@ -33,7 +33,7 @@ N_BINS = 360
 CAPACITY_MULTIPLIERS = {"tiny": 4, "small": 8, "medium": 16, "large": 24, "full": 32}
 # The pipelines' default CREPE path (capacity, precision; the f0 rate is features.DEFAULT_F0_RATE),
 # chosen by measurement over the whole shared corpus, train/ + transfer/ + range/
-# (bench/pitch_levers.py, README "Pitch accuracy"): full in bfloat16 with f0 at 100 frames/s
+# (bench/pitch_levers.py, README "Speed"): full in bfloat16 with f0 at 100 frames/s
 # reads 99.13% of frames within 50 cents; "small" (the default until 2026-12) 96.5% and "tiny"
 # 96.3%, from octave errors on low instruments (baritone sax 73%, low cello 76%). Parity mode
 # (magenta's numbers): full, float32, f0 at 250 frames/s. The functions' default model is full.

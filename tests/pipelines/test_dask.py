@@ -54,8 +54,10 @@ def _assert_same_dataset(a, b):
 @pytest.fixture(scope="module")
 def direct(tmp_path_factory, corpus):
   """The DirectRunner's dataset of the same inputs, and its record count."""
-  out = str(tmp_path_factory.mktemp("direct") / "direct")
+  parent = tmp_path_factory.mktemp("direct")
+  out = str(parent / "direct")
   assert run_cli(_inputs(corpus) + ["--output", out]) == 1  # one broken input
+  assert os.listdir(parent) == ["direct"]  # no staging, cache or beam-temp left
   return _dataset(out), _n_records(out)
 
 

@@ -22,7 +22,8 @@ from pipelines import reports
 from tests.conftest import tone
 
 # CREPE tiny on every frame in float32: the path ddsp_core's functions compute by default.
-TINY = ["--crepe_model", "tiny", "--precision", "float32", "--f0_rate", "0", "--no_progress"]
+CREPE_TINY = ["--crepe_model", "tiny", "--precision", "float32", "--f0_rate", "0"]
+TINY = CREPE_TINY + ["--no_progress"]
 
 
 def read_records(data_dir, split="train"):

@@ -21,12 +21,9 @@ from jobs import train
 from pipelines import transfer
 from pipelines import transfer_report
 from tests.conftest import DEMO_CORPUS, FIXTURES, mount_tmpfs, tone
+from tests.pipelines.test_prepare import CREPE_TINY, TINY
 
 MAGENTA_MODEL = os.path.join(FIXTURES, "magenta_model")
-
-# CREPE tiny on every frame in float32: the path ddsp_core's functions compute by default.
-CREPE_TINY = ["--crepe_model", "tiny", "--precision", "float32", "--f0_rate", "0"]
-TINY = CREPE_TINY + ["--no_progress"]
 
 
 @pytest.fixture(scope="module")
