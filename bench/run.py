@@ -19,7 +19,10 @@ Figures (each a median over --repeats runs where cheap):
   11.9 s recording: the whole per-file step, its feature extraction and its
   synthesis, next to the synthesis alone (`Renderer.render`);
 - magenta (not with --quick): `ddsp-beam prepare` configurations against magenta's
-  `ddsp_prepare_tfrecord`, wall time and pitch accuracy (bench/vs_magenta.py);
+  `ddsp_prepare_tfrecord`, wall time and pitch accuracy on train/ (bench/vs_magenta.py);
+- pitch (not with --quick): the default prepare over the whole shared corpus (train, transfer,
+  range) against one magenta `ddsp_prepare_tfrecord` run over the same files, and pitch accuracy
+  per folder of the default and its levers (bench/pitch_vs_magenta.py; about 90 minutes);
 - transfer_quality: how close the shipped instruments' and the demo model's transfers of the
   shared transfer takes come to real instruments (bench/transfer_quality.py; needs FluidSynth);
 - runners: `ddsp-beam prepare` (tiny) on train/ with the DirectRunner in one
@@ -175,9 +178,11 @@ def main(argv=None):
   ap.add_argument("--quick", action="store_true", help="skip the full-model and 1-hour figures")
   ap.add_argument("--repeats", type=int, default=3)
   ap.add_argument("--sections",
-                  default="crepe,prepare,training,transfer,runners,magenta,transfer_quality",
+                  default="crepe,prepare,training,transfer,runners,magenta,pitch,transfer_quality",
                   help="comma-separated subset of: crepe, prepare, training, transfer, runners, "
                   "magenta (bench/vs_magenta.py: about an hour, magenta's side included), "
+                  "pitch (bench/pitch_vs_magenta.py: the default over all corpus folders "
+                  "against one magenta run; about 90 minutes), "
                   "transfer_quality (bench/transfer_quality.py: the shipped and demo models "
                   "against real instruments; needs FluidSynth)")
   ap.add_argument("--out", default=os.path.join(REPO, "bench", "results",
@@ -220,6 +225,12 @@ def main(argv=None):
       vs_magenta.main(["--out", args.out.replace(".md", "-vs-magenta.md")])
     else:
       print("section magenta skipped: bash bench/make_magenta_venv.sh builds the side venv")
+  if "pitch" in sections and not args.quick:
+    if os.path.exists(MAGENTA_PY):
+      from bench import pitch_vs_magenta  # pylint: disable=g-import-not-at-top
+      pitch_vs_magenta.main(["--out", args.out.replace(".md", "-pitch.md")])
+    else:
+      print("section pitch skipped: bash bench/make_magenta_venv.sh builds the side venv")
   if "transfer_quality" in sections:
     from bench import transfer_quality  # pylint: disable=g-import-not-at-top
     transfer_quality.main(["--out", args.out.replace(".md", "-transfer-quality.md")])

@@ -1,0 +1,154 @@
+"""The default CREPE path over the whole shared corpus, next to magenta's prepare in the same run.
+
+    .venv/bin/python -m bench.pitch_vs_magenta [--levers CONFIGS] [--out FILE]
+
+Over every clean file of ../shared/corpus/{train,transfer,range} (26 files, 445 s; wav, flac
+and mp3, 16 and 44.1 kHz), in this order, each step's figures written to --out as it ends (a
+run stopped early keeps what it measured):
+
+1. `ddsp-beam prepare` with its defaults (CREPE full, bfloat16, f0 at 100 frames/s), one
+   command over the three folders: wall time, start-up included.
+2. magenta ddsp 3.7.0's `ddsp_prepare_tfrecord` (the side venv, bench/make_magenta_venv.sh)
+   with its default flags written out (as ../shared/tools/magenta/magenta_prepare_each.sh
+   writes them), **one** run over the same files, so its start-up counts once: wall time.
+   Its records do not say which file a window came from, so its pitch accuracy is not scored
+   here (bench/vs_magenta.py scores it per file on train/; the parity mode,
+   `--crepe_model full --precision float32 --f0_rate 250`, is its model and rate).
+3. Raw pitch accuracy (50 cents, pooled over frames) per folder of the default and of each
+   lever in --levers (bench.pitch_levers.run_config: the features code of prepare, in this
+   process, files decoded once up front; its compute seconds per audio second are comparable
+   between the levers of this run).
+"""
+
+import argparse
+import datetime
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench import pitch_levers
+from bench import run as bench_run
+from ddsp_core import audio as audio_lib
+from ddsp_core import crepe as crepe_lib
+from ddsp_core import features as features_lib
+
+DEFAULT_CONFIG = f"{crepe_lib.DEFAULT_MODEL}/{crepe_lib.DEFAULT_PRECISION}/{features_lib.DEFAULT_F0_RATE}"
+DEFAULT_LEVERS = f"{DEFAULT_CONFIG}/-70,{crepe_lib.DEFAULT_MODEL}/{crepe_lib.DEFAULT_PRECISION}/50"
+MAGENTA_PREPARE = os.path.join(os.path.dirname(bench_run.MAGENTA_PY), "ddsp_prepare_tfrecord")
+# ddsp 3.7.0's defaults, written out (the same as magenta_prepare_each.sh).
+MAGENTA_FLAGS = ["--num_shards=1", "--sample_rate=16000", "--frame_rate=250", "--example_secs=4",
+                 "--hop_secs=1", "--chunk_secs=20", "--nocenter", "--viterbi",
+                 "--pipeline_options=--runner=DirectRunner"]
+
+
+def timed(cmd, log):
+  """Runs cmd under /usr/bin/time -v with its output in `log`; (wall s, peak RSS MB, exit code)."""
+  start = time.time()
+  with open(log, "w", encoding="utf-8") as out:
+    proc = subprocess.run(["/usr/bin/time", "-v"] + cmd, stdout=out, stderr=subprocess.STDOUT,
+                          env=bench_run.ENV, check=False)
+  wall = time.time() - start
+  with open(log, encoding="utf-8", errors="replace") as f:
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", f.read())
+  return wall, int(rss.group(1)) / 1024 if rss else float("nan"), proc.returncode
+
+
+def ours_prepare(files, work):
+  """`ddsp-beam prepare` with its defaults over the corpus folders, one command."""
+  inputs = []
+  for f in files:
+    inputs += ["--input", f["audio"]]
+  wall, rss, code = timed([bench_run.DDSP_BEAM, "prepare", *inputs, "--output",
+                           os.path.join(work, "ours"), "--no_progress"],
+                          os.path.join(work, "ours.log"))
+  if code != 0:
+    raise RuntimeError(f"ddsp-beam prepare exited {code}: see {work}/ours.log")
+  return wall, rss
+
+
+def magenta_prepare(files, work):
+  """magenta's ddsp_prepare_tfrecord, default flags, one run over every file."""
+  patterns = ",".join(f["audio"] for f in files)
+  assert all("," not in f["audio"] and "*" not in f["audio"] for f in files)
+  wall, rss, code = timed([MAGENTA_PREPARE, f"--input_audio_filepatterns={patterns}",
+                           f"--output_tfrecord_path={os.path.join(work, 'magenta', 'all.tfrecord')}",
+                           *MAGENTA_FLAGS, "--alsologtostderr"], os.path.join(work, "magenta.log"))
+  if code != 0:
+    raise RuntimeError(f"ddsp_prepare_tfrecord exited {code}: see {work}/magenta.log")
+  return wall, rss
+
+
+def report(files, seconds, prepare, magenta, levers) -> str:
+  lines = [f"# The default CREPE path vs magenta's prepare over the whole shared corpus, "
+           f"{datetime.date.today().isoformat()}", "",
+           f"`python -m bench.pitch_vs_magenta` on {bench_run.cpu_model()}, {os.cpu_count()} cores: "
+           f"{len(files)} files of train/, transfer/ and range/, {seconds:.1f} s of audio, every "
+           "figure from this one run.", "",
+           "| prepare, one command over all files | wall s | s per audio s | peak RSS MB | "
+           "magenta's wall / this |", "|---|---:|---:|---:|---:|"]
+  m_wall = magenta[0] if magenta else None
+  if prepare:
+    ratio = f"**{m_wall / prepare[0]:.1f}x**" if m_wall else "-"
+    lines.append(f"| ddsp-beam prepare, defaults ({DEFAULT_CONFIG.replace('/', ', ')}) | "
+                 f"{prepare[0]:.0f} | {prepare[0] / seconds:.3f} | {prepare[1]:.0f} | {ratio} |")
+  if magenta:
+    lines.append(f"| magenta ddsp 3.7.0 ddsp_prepare_tfrecord, default flags (full, float32, "
+                 f"250), one run | {m_wall:.0f} | {m_wall / seconds:.3f} | {magenta[1]:.0f} | 1x |")
+  if levers:
+    lines += ["", "Pitch accuracy per folder (bench.pitch_levers: features computed in process, "
+              "decoding excluded; compute times compare between these rows only):", "",
+              pitch_levers.markdown(levers, seconds, len(files))]
+  return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--levers", default=DEFAULT_LEVERS,
+                  help="configs (bench.pitch_levers' syntax) scored after the default")
+  ap.add_argument("--limit", type=int, default=0, help="only the first N files (a smoke run)")
+  ap.add_argument("--keep", help="keep the work folder (records, logs) here")
+  ap.add_argument("--out", default=os.path.join(bench_run.REPO, "bench", "results",
+                                                f"{datetime.date.today().isoformat()}-pitch.md"))
+  args = ap.parse_args(argv)
+  if not os.path.exists(MAGENTA_PREPARE):
+    sys.exit("the magenta side venv is missing: bash bench/make_magenta_venv.sh")
+  files = pitch_levers.corpus_files(bench_run.CORPUS)
+  files = files[:args.limit] if args.limit else files
+  seconds = sum(bench_run.sf.info(f["audio"]).duration for f in files)
+  state = {"prepare": None, "magenta": None, "levers": []}
+
+  def write():
+    text = report(files, seconds, state["prepare"], state["magenta"], state["levers"])
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as f:
+      f.write(text)
+    return text
+
+  with tempfile.TemporaryDirectory() as scratch:
+    work = args.keep or scratch
+    os.makedirs(work, exist_ok=True)
+    state["prepare"] = ours_prepare(files, work)
+    print(f"ddsp-beam prepare: {state['prepare'][0]:.0f} s", flush=True)
+    write()
+    state["magenta"] = magenta_prepare(files, work)
+    print(f"magenta prepare: {state['magenta'][0]:.0f} s "
+          f"({state['magenta'][0] / state['prepare'][0]:.1f}x ours)", flush=True)
+    write()
+  scorer = pitch_levers.load_score_f0(bench_run.CORPUS)
+  for f in files:
+    f["pcm"], _ = audio_lib.load_audio(f["audio"])
+  for text in [DEFAULT_CONFIG] + [c for c in args.levers.split(",") if c]:
+    result = pitch_levers.run_config(pitch_levers.Config.parse(text), files, scorer)
+    state["levers"].append(result)
+    print(f"  {result['config']}: all {100 * result['by_folder']['all']['RPA']:.2f}%", flush=True)
+    write()
+  print(write())
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
