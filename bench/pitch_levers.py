@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.pitch_levers --out bench/results/2026-12-01-pitch-levers.md
     .venv/bin/python -m bench.pitch_levers --configs small/float32/250,full/bfloat16/100
 
-For every config (capacity / precision / f0 frames per second [/ skip-silent dB]) the f0 of
+For every config (capacity / precision / f0 frames per second [/ skip-silent dB]; precision
+float32, bfloat16, or int8 / int8-weights through TensorFlow Lite, bench/crepe_int8.py) the f0 of
 every clean file under ../shared/corpus/{train,transfer,range} is computed in this process
 with `ddsp_core.features.compute_features` (the code path of prepare and `ddsp-beam features`;
 one model built per config), scored against the corpus's own truth with its `score_f0.py`
@@ -29,6 +30,7 @@ from ddsp_core import audio as audio_lib
 from ddsp_core import crepe as crepe_lib
 from ddsp_core import features as features_lib
 from ddsp_core import loudness as loudness_lib
+from bench import run as bench_run
 from bench.score_corpus import DEFAULT_CORPUS
 
 FOLDERS = ("train", "transfer", "range")
@@ -53,6 +55,8 @@ class Config:
   def __str__(self):
     if self.model == "swiftf0":
       return "SwiftF0 (not CREPE), float32, 62.5"
+    if self.model == "cascade":
+      return f"cascade small -> full, {self.precision}, {self.f0_rate}"
     skip = f", skip <= {self.skip_silent_db:g} dB" if self.skip_silent_db is not None else ""
     return f"{self.model}, {self.precision}, {self.f0_rate}{skip}"
 
@@ -91,7 +95,14 @@ def _swift_f0():
 def run_config(config: Config, files: List[Dict], scorer) -> Dict:
   if config.model == "swiftf0":
     return run_swift_f0(config, files, scorer)
-  net = crepe_lib.get_model(config.model, config.precision)
+  if config.model == "cascade":
+    from bench import crepe_cascade  # pylint: disable=g-import-not-at-top
+    net = crepe_cascade.CascadeCrepe(config.precision)
+  elif config.precision in ("int8", "int8-weights"):
+    from bench import crepe_int8  # pylint: disable=g-import-not-at-top
+    net = crepe_int8.Int8Crepe(config.model, config.precision)
+  else:
+    net = crepe_lib.get_model(config.model, config.precision)
   net.activations(np.zeros((4, crepe_lib.FRAME_SIZE), np.float32))  # build, warm
   wall = cpu = 0.0
   skipped = frames = 0
@@ -114,7 +125,10 @@ def run_config(config: Config, files: List[Dict], scorer) -> Dict:
     m = scorer.score_arrays(ref_t, ref_f, ref_v, w, est_t, feats["f0_hz"].astype(float),
                             feats["f0_confidence"].astype(float), backend="numpy")
     per_file.append((f, m))
-  return summarise(config, files, per_file, wall, cpu, skipped, frames, scorer)
+  result = summarise(config, files, per_file, wall, cpu, skipped, frames, scorer)
+  if config.model == "cascade":  # the share of CREPE's frames that went through full too
+    result["full_share"] = net.full_frames / max(net.frames, 1)
+  return result
 
 
 def run_swift_f0(config: Config, files: List[Dict], scorer) -> Dict:
@@ -164,6 +178,10 @@ def markdown(results: List[Dict], seconds: float, n_files: int) -> str:
         f" | {100 * b['all']['RPA']:.2f}% | {worst[1]} ({100 * worst[0]:.1f}%) | "
         f"{100 * b['all']['RCA']:.2f}% | {r['wall_per_s']:.3f} | {r['cpu_per_s']:.3f} | "
         f"{100 * r['skipped_share']:.1f}% |")
+  for r in results:
+    if "full_share" in r:
+      lines.append(f"\n{r['config']}: {100 * r['full_share']:.1f}% of CREPE's frames went "
+                   "through full as well as small.")
   lines += ["", "Files below 99% RPA per config:", ""]
   for r in results:
     low = [f"{name} {100 * rpa:.1f}%" for _, name, rpa in r["per_file"] if rpa < 0.99]
@@ -176,9 +194,12 @@ def main(argv=None):
   ap.add_argument("--corpus", default=DEFAULT_CORPUS)
   ap.add_argument("--configs", default=",".join(DEFAULT_CONFIGS))
   ap.add_argument("--out", help="markdown file for the table (printed either way)")
+  ap.add_argument("--only", help="comma-separated substrings: only the files whose name has one")
   args = ap.parse_args(argv)
   scorer = load_score_f0(args.corpus)
   files = corpus_files(args.corpus)
+  if args.only:
+    files = [f for f in files if any(s in f["name"] for s in args.only.split(","))]
   for f in files:
     f["pcm"], _ = audio_lib.load_audio(f["audio"])
   seconds = sum(len(f["pcm"]) for f in files) / 16000
@@ -198,7 +219,8 @@ def main(argv=None):
 def _write(path: str, configs: str, table: str):
   with open(path, "w", encoding="utf-8") as fh:
     fh.write(f"# CREPE levers per corpus folder, {time.strftime('%Y-%m-%d')}\n\n"
-             f"`python -m bench.pitch_levers --configs {configs}`\n\n" + table)
+             f"`python -m bench.pitch_levers --configs {configs}` on "
+             f"{bench_run.cpu_model()}, {os.cpu_count()} cores\n\n" + table)
 
 
 if __name__ == "__main__":

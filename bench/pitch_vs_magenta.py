@@ -85,7 +85,8 @@ def report(files, seconds, prepare, magenta, levers) -> str:
   lines = [f"# The default CREPE path vs magenta's prepare over the whole shared corpus, "
            f"{datetime.date.today().isoformat()}", "",
            f"`python -m bench.pitch_vs_magenta` on {bench_run.cpu_model()}, {os.cpu_count()} cores: "
-           f"{len(files)} files of train/, transfer/ and range/, {seconds:.1f} s of audio, every "
+           f"{len(files)} files of {', '.join(sorted({f['folder'] + '/' for f in files}))}, "
+           f"{seconds:.1f} s of audio, every "
            "figure from this one run.", "",
            "| prepare, one command over all files | wall s | s per audio s | peak RSS MB | "
            "magenta's wall / this |", "|---|---:|---:|---:|---:|"]
@@ -110,6 +111,10 @@ def main(argv=None):
   ap.add_argument("--levers", default=DEFAULT_LEVERS,
                   help="configs (bench.pitch_levers' syntax) scored after the default")
   ap.add_argument("--limit", type=int, default=0, help="only the first N files (a smoke run)")
+  ap.add_argument("--folders", default=",".join(pitch_levers.FOLDERS),
+                  help="comma-separated corpus folders (default all three)")
+  ap.add_argument("--no_score", action="store_true",
+                  help="time the two prepares only (no per-folder pitch accuracy)")
   ap.add_argument("--keep", help="keep the work folder (records, logs) here")
   ap.add_argument("--out", default=os.path.join(bench_run.REPO, "bench", "results",
                                                 f"{datetime.date.today().isoformat()}-pitch.md"))
@@ -117,6 +122,7 @@ def main(argv=None):
   if not os.path.exists(MAGENTA_PREPARE):
     sys.exit("the magenta side venv is missing: bash bench/make_magenta_venv.sh")
   files = pitch_levers.corpus_files(bench_run.CORPUS)
+  files = [f for f in files if f["folder"] in args.folders.split(",")]
   files = files[:args.limit] if args.limit else files
   seconds = sum(bench_run.sf.info(f["audio"]).duration for f in files)
   state = {"prepare": None, "magenta": None, "levers": []}
@@ -138,6 +144,8 @@ def main(argv=None):
     print(f"magenta prepare: {state['magenta'][0]:.0f} s "
           f"({state['magenta'][0] / state['prepare'][0]:.1f}x ours)", flush=True)
     write()
+  if args.no_score:
+    return 0
   scorer = pitch_levers.load_score_f0(bench_run.CORPUS)
   for f in files:
     f["pcm"], _ = audio_lib.load_audio(f["audio"])

@@ -55,10 +55,29 @@ DDSP_BEAM = os.path.join(os.path.dirname(sys.executable), "ddsp-beam")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
+def cpu_isa():
+  """The vector units that decide CREPE's and training's speed, from /proc/cpuinfo's flags.
+
+  This workplace's machine is not always the same CPU ("AMD EPYC" is all lscpu names): on
+  2026-12-01 it had AVX-512 with BF16 (CREPE full in bfloat16 1.7x float32's speed), on 2026-12-02 AVX2
+  only (the same speed), so every results file says which it ran on.
+  """
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      flags = set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+  except (OSError, StopIteration):
+    return "unknown ISA"
+  if "avx512_bf16" in flags or "amx_bf16" in flags:
+    return "AVX-512 with BF16"
+  if "avx512f" in flags:
+    return "AVX-512, no BF16"
+  return "AVX2, no AVX-512" if "avx2" in flags else "no AVX2"
+
+
 def cpu_model():
   try:
     out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    return re.search(r"Model name:\s*(.+)", out).group(1).strip()
+    return re.search(r"Model name:\s*(.+)", out).group(1).strip() + f" ({cpu_isa()})"
   except Exception:  # pylint: disable=broad-except
     return platform.processor() or "unknown"
 
