@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.pitch_levers --configs full/int8/100,full/bfloat16/100
 
 Not part of ddsp_core: it is measured, not adopted (see bench/results/*-pitch*.md). The network is
-ddsp_core.crepe's (the same weights, batch norm folded the same way) converted by TensorFlow's own
+ddsp_core.crepe's (`CrepeModel.network`: the same graph and weights) converted by TensorFlow's own
 post-training quantisation: weights and activations in int8, calibrated on frames of the
 instrument corpora in instruments/corpus (rendered from this repo's own phrases, not from the
 shared corpus that is scored). Frames are normalised in numpy, as CrepeModel does in its graph,
@@ -55,18 +55,8 @@ class Int8Crepe:
   def __init__(self, model: str = "full", mode: str = "int8"):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     net = crepe_lib.CrepeModel(model, "float32")
-    layers, dense = net._layers, net._dense  # pylint: disable=protected-access
-
-    @tf.function(input_signature=[tf.TensorSpec([BATCH, crepe_lib.FRAME_SIZE], tf.float32)],
-                 autograph=False)
-    def forward(x):
-      x = x[:, :, tf.newaxis]
-      for i, (kernel, bias, scale, shift) in enumerate(layers):
-        x = tf.nn.conv1d(x, kernel, stride=4 if i == 0 else 1, padding="SAME")
-        x = tf.nn.relu(x + bias) * scale + shift
-        x = tf.nn.max_pool1d(x, ksize=2, strides=2, padding="VALID")
-      x = tf.reshape(x, [BATCH, -1])
-      return tf.sigmoid(tf.matmul(x, dense[0]) + dense[1])
+    forward = tf.function(net.network, autograph=False, input_signature=[
+        tf.TensorSpec([BATCH, crepe_lib.FRAME_SIZE], tf.float32)])
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([forward.get_concrete_function()])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -23,11 +23,8 @@ run stopped early keeps what it measured):
 import argparse
 import datetime
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import time
 
 from bench import pitch_levers
 from bench import run as bench_run
@@ -44,41 +41,22 @@ MAGENTA_FLAGS = ["--num_shards=1", "--sample_rate=16000", "--frame_rate=250", "-
                  "--pipeline_options=--runner=DirectRunner"]
 
 
-def timed(cmd, log):
-  """Runs cmd under /usr/bin/time -v with its output in `log`; (wall s, peak RSS MB, exit code)."""
-  start = time.time()
-  with open(log, "w", encoding="utf-8") as out:
-    proc = subprocess.run(["/usr/bin/time", "-v"] + cmd, stdout=out, stderr=subprocess.STDOUT,
-                          env=bench_run.ENV, check=False)
-  wall = time.time() - start
-  with open(log, encoding="utf-8", errors="replace") as f:
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", f.read())
-  return wall, int(rss.group(1)) / 1024 if rss else float("nan"), proc.returncode
-
-
 def ours_prepare(files, work):
   """`ddsp-beam prepare` with its defaults over the corpus folders, one command."""
   inputs = []
   for f in files:
     inputs += ["--input", f["audio"]]
-  wall, rss, code = timed([bench_run.DDSP_BEAM, "prepare", *inputs, "--output",
-                           os.path.join(work, "ours"), "--no_progress"],
-                          os.path.join(work, "ours.log"))
-  if code != 0:
-    raise RuntimeError(f"ddsp-beam prepare exited {code}: see {work}/ours.log")
-  return wall, rss
+  return bench_run.timed([bench_run.DDSP_BEAM, "prepare", *inputs, "--output",
+                          os.path.join(work, "ours"), "--no_progress"])
 
 
 def magenta_prepare(files, work):
   """magenta's ddsp_prepare_tfrecord, default flags, one run over every file."""
   patterns = ",".join(f["audio"] for f in files)
   assert all("," not in f["audio"] and "*" not in f["audio"] for f in files)
-  wall, rss, code = timed([MAGENTA_PREPARE, f"--input_audio_filepatterns={patterns}",
-                           f"--output_tfrecord_path={os.path.join(work, 'magenta', 'all.tfrecord')}",
-                           *MAGENTA_FLAGS, "--alsologtostderr"], os.path.join(work, "magenta.log"))
-  if code != 0:
-    raise RuntimeError(f"ddsp_prepare_tfrecord exited {code}: see {work}/magenta.log")
-  return wall, rss
+  return bench_run.timed([MAGENTA_PREPARE, f"--input_audio_filepatterns={patterns}",
+                          f"--output_tfrecord_path={os.path.join(work, 'magenta', 'all.tfrecord')}",
+                          *MAGENTA_FLAGS])
 
 
 def report(files, seconds, prepare, magenta, levers) -> str:
@@ -115,7 +93,7 @@ def main(argv=None):
                   help="comma-separated corpus folders (default all three)")
   ap.add_argument("--no_score", action="store_true",
                   help="time the two prepares only (no per-folder pitch accuracy)")
-  ap.add_argument("--keep", help="keep the work folder (records, logs) here")
+  ap.add_argument("--keep", help="keep the work folder (the records) here")
   ap.add_argument("--out", default=os.path.join(bench_run.REPO, "bench", "results",
                                                 f"{datetime.date.today().isoformat()}-pitch.md"))
   args = ap.parse_args(argv)

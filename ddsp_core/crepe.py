@@ -125,7 +125,18 @@ class CrepeModel:
   def _forward_graph(self, frames):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     mean, variance = tf.nn.moments(frames, axes=[1], keepdims=True)
-    x = (frames - mean) / tf.maximum(tf.sqrt(variance), 1e-8)
+    return self.network((frames - mean) / tf.maximum(tf.sqrt(variance), 1e-8))
+
+  def network(self, x):
+    """The network on frames already normalised to zero mean and unit variance.
+
+    Args:
+      x: float32 tensor [n_frames, 1024].
+
+    Returns:
+      float32 tensor [n_frames, 360] of activations.
+    """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     x = tf.cast(x[:, :, tf.newaxis], self._dtype)
     for i, (kernel, bias, scale, shift) in enumerate(self._layers):
       x = tf.nn.conv1d(x, kernel, stride=4 if i == 0 else 1, padding="SAME")
