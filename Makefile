@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(PY) -m jobs.demo --output $(DEMO_OUT)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -rs $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q -rs --durations=20 $(PYTEST_ARGS) tests
 
 # Everything, the slow cases included.
 test-all: $(STAMP)

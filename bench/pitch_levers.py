@@ -50,14 +50,16 @@ class Config:
   @classmethod
   def parse(cls, text: str) -> "Config":
     parts = text.split("/")
+    if parts[0] == crepe_lib.CASCADE and parts[1].startswith("int8"):
+      raise ValueError(f"{text}: the cascade runs in float32 or bfloat16 only")
     return cls(parts[0], parts[1], int(parts[2]), float(parts[3]) if len(parts) > 3 else None)
 
   def __str__(self):
     if self.model == "swiftf0":
       return "SwiftF0 (not CREPE), float32, 62.5"
-    if self.model == "cascade":
-      return f"cascade small -> full, {self.precision}, {self.f0_rate}"
     skip = f", skip <= {self.skip_silent_db:g} dB" if self.skip_silent_db is not None else ""
+    if self.model == "cascade":
+      return f"cascade small -> full, {self.precision}, {self.f0_rate}{skip}"
     return f"{self.model}, {self.precision}, {self.f0_rate}{skip}"
 
 
@@ -95,20 +97,21 @@ def _swift_f0():
 def run_config(config: Config, files: List[Dict], scorer) -> Dict:
   if config.model == "swiftf0":
     return run_swift_f0(config, files, scorer)
-  if config.model == "cascade":
-    from bench import crepe_cascade  # pylint: disable=g-import-not-at-top
-    net = crepe_cascade.CascadeCrepe(config.precision)
-  elif config.precision in ("int8", "int8-weights"):
+  if config.precision in ("int8", "int8-weights"):
     from bench import crepe_int8  # pylint: disable=g-import-not-at-top
     net = crepe_int8.Int8Crepe(config.model, config.precision)
   else:
-    net = crepe_lib.get_model(config.model, config.precision)
+    net = crepe_lib.get_model(config.model, config.precision)  # 'cascade': crepe.CascadeModel
   net.activations(np.zeros((4, crepe_lib.FRAME_SIZE), np.float32))  # build, warm
+  if config.model == crepe_lib.CASCADE:
+    net.frames = net.full_frames = 0  # one cascade per process: count this config's frames only
   wall = cpu = 0.0
   skipped = frames = 0
   per_file = []
+  shares = {"skipped": {}, "full": {}}  # per folder: [numerator, frames]
   for f in files:
     audio = f["pcm"]
+    before = (net.full_frames, net.frames) if config.model == crepe_lib.CASCADE else None
     t0, c0 = time.perf_counter(), time.process_time()
     feats = features_lib.compute_features(audio, frame_rate=FRAME_RATE, crepe_model=net,
                                           f0_rate=None if config.f0_rate == FRAME_RATE else config.f0_rate,
@@ -119,7 +122,11 @@ def run_config(config: Config, files: List[Dict], scorer) -> Dict:
     frames += n
     if config.skip_silent_db is not None:
       loud = loudness_lib.compute_loudness(audio, 16000, FRAME_RATE, n_fft=crepe_lib.FRAME_SIZE)
-      skipped += int((loud[:n] <= config.skip_silent_db).sum())
+      silent = int((loud[:n] <= config.skip_silent_db).sum())
+      skipped += silent
+      _add(shares["skipped"], f["folder"], silent, n)
+    if before is not None:
+      _add(shares["full"], f["folder"], net.full_frames - before[0], net.frames - before[1])
     ref_t, ref_f, ref_v, w = scorer.read_truth(f["truth"])
     est_t = np.arange(n) / FRAME_RATE
     m = scorer.score_arrays(ref_t, ref_f, ref_v, w, est_t, feats["f0_hz"].astype(float),
@@ -128,7 +135,14 @@ def run_config(config: Config, files: List[Dict], scorer) -> Dict:
   result = summarise(config, files, per_file, wall, cpu, skipped, frames, scorer)
   if config.model == "cascade":  # the share of CREPE's frames that went through full too
     result["full_share"] = net.full_frames / max(net.frames, 1)
+  result["folder_shares"] = {k: {folder: a / max(b, 1) for folder, (a, b) in v.items()}
+                             for k, v in shares.items() if v}
   return result
+
+
+def _add(table: Dict, folder: str, count: int, frames: int) -> None:
+  a, b = table.get(folder, (0, 0))
+  table[folder] = (a + count, b + frames)
 
 
 def run_swift_f0(config: Config, files: List[Dict], scorer) -> Dict:
@@ -166,7 +180,7 @@ def summarise(config, files, per_file, wall, cpu, skipped, frames, scorer) -> Di
 def markdown(results: List[Dict], seconds: float, n_files: int) -> str:
   lines = [f"{n_files} files, {seconds:.1f} s of audio ({', '.join(FOLDERS)}); RPA = raw pitch "
            "accuracy at 50 cents, pooled over frames; worst = the lowest file RPA in the folder.", "",
-           "| CREPE (capacity, precision, f0 frames/s) | " +
+           "| CREPE (model, precision, f0 frames/s) | " +
            " | ".join(f"{f} RPA" for f in FOLDERS) + " | all RPA | worst file (RPA) | all RCA | "
            "wall s per audio s | CPU s per audio s | frames skipped |",
            "|---|" + "---:|" * (len(FOLDERS) + 1) + "---|---:|---:|---:|---:|"]
@@ -182,6 +196,12 @@ def markdown(results: List[Dict], seconds: float, n_files: int) -> str:
     if "full_share" in r:
       lines.append(f"\n{r['config']}: {100 * r['full_share']:.1f}% of CREPE's frames went "
                    "through full as well as small.")
+    for kind, what in (("skipped", "of the frames skipped as silent"),
+                       ("full", "of CREPE's frames through full as well")):
+      per = r.get("folder_shares", {}).get(kind)
+      if per:
+        lines.append(f"\n{r['config']}, per folder, share {what}: " + ", ".join(
+            f"{folder} {100 * share:.1f}%" for folder, share in per.items()) + ".")
   lines += ["", "Files below 99% RPA per config:", ""]
   for r in results:
     low = [f"{name} {100 * rpa:.1f}%" for _, name, rpa in r["per_file"] if rpa < 0.99]

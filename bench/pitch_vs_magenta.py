@@ -6,7 +6,7 @@ Over every clean file of ../shared/corpus/{train,transfer,range} (26 files, 445 
 and mp3, 16 and 44.1 kHz), in this order, each step's figures written to --out as it ends (a
 run stopped early keeps what it measured):
 
-1. `ddsp-beam prepare` with its defaults (CREPE full, bfloat16, f0 at 100 frames/s), one
+1. `ddsp-beam prepare` with its defaults (the CREPE cascade, bfloat16, f0 at 100 frames/s), one
    command over the three folders: wall time, start-up included.
 2. magenta ddsp 3.7.0's `ddsp_prepare_tfrecord` (the side venv, bench/make_magenta_venv.sh)
    with its default flags written out (as ../shared/tools/magenta/magenta_prepare_each.sh
@@ -59,10 +59,14 @@ def magenta_prepare(files, work):
                           *MAGENTA_FLAGS])
 
 
-def report(files, seconds, prepare, magenta, levers) -> str:
-  lines = [f"# The default CREPE path vs magenta's prepare over the whole shared corpus, "
+def report(files, seconds, prepare, magenta, levers, argv=()) -> str:
+  folders = sorted({f["folder"] for f in files})
+  where = ("the whole shared corpus" if set(folders) == set(pitch_levers.FOLDERS)
+           else " + ".join(f"{folder}/" for folder in folders))
+  command = " ".join(["python -m bench.pitch_vs_magenta", *argv])
+  lines = [f"# The default CREPE path vs magenta's prepare over {where}, "
            f"{datetime.date.today().isoformat()}", "",
-           f"`python -m bench.pitch_vs_magenta` on {bench_run.cpu_model()}, {os.cpu_count()} cores: "
+           f"`{command}` on {bench_run.cpu_model()}, {os.cpu_count()} cores: "
            f"{len(files)} files of {', '.join(sorted({f['folder'] + '/' for f in files}))}, "
            f"{seconds:.1f} s of audio, every "
            "figure from this one run.", "",
@@ -106,7 +110,8 @@ def main(argv=None):
   state = {"prepare": None, "magenta": None, "levers": []}
 
   def write():
-    text = report(files, seconds, state["prepare"], state["magenta"], state["levers"])
+    text = report(files, seconds, state["prepare"], state["magenta"], state["levers"],
+                  sys.argv[1:] if argv is None else argv)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
       f.write(text)

@@ -31,13 +31,15 @@ MODEL_SAMPLE_RATE = 16000
 FRAME_SIZE = 1024
 N_BINS = 360
 CAPACITY_MULTIPLIERS = {"tiny": 4, "small": 8, "medium": 16, "large": 24, "full": 32}
-# The pipelines' default CREPE path (capacity, precision; the f0 rate is features.DEFAULT_F0_RATE),
+# The pipelines' default CREPE path (model, precision; the f0 rate is features.DEFAULT_F0_RATE),
 # chosen by measurement over the whole shared corpus, train/ + transfer/ + range/
-# (bench/pitch_levers.py, README "Speed"): full in bfloat16 with f0 at 100 frames/s
-# reads 99.13% of frames within 50 cents; "small" (the default until 2026-12) 96.5% and "tiny"
-# 96.3%, from octave errors on low instruments (baritone sax 73%, low cello 76%). Parity mode
-# (magenta's numbers): full, float32, f0 at 250 frames/s. The functions' default model is full.
-DEFAULT_MODEL = "full"
+# (bench/pitch_levers.py, README "Speed"): the cascade (small, then full where small is unsure or
+# reads below 400 Hz) in bfloat16 with f0 at 100 frames/s reads 99.20% of frames within 50 cents
+# and no folder lower than full alone (99.13%), at 1.53x full's speed; "small" (the default
+# until 2026-12) 96.5% and "tiny" 96.3%, from octave errors on low instruments (baritone sax
+# 73%, low cello 76%). Parity mode (magenta's numbers): full, float32, f0 at 250 frames/s.
+# ddsp_core.features' functions default to full (magenta's definition).
+DEFAULT_MODEL = "cascade"
 DEFAULT_PRECISION = "bfloat16"
 _FILTERS = (32, 4, 4, 4, 8, 16)
 _WIDTHS = (512, 64, 64, 64, 64, 64)
@@ -45,6 +47,12 @@ _BN_EPSILON = 1e-3  # Keras' BatchNormalization default, used by crepe.
 # Cents of each output bin (relative to 10 Hz), as crepe defines them.
 CENTS_MAPPING = (np.linspace(0, 7180, N_BINS) + 1997.3794084376191).astype(np.float64)
 PRECISIONS = ("float32", "bfloat16")
+# The cascade ('cascade': small, then full where small may be wrong; `CascadeModel`). Its two
+# thresholds were fixed before its first measurement, not tuned on the corpus it was scored on.
+CASCADE = "cascade"
+CASCADE_CONFIDENCE = 0.5
+CASCADE_LOW_HZ = 400.0
+MODELS = tuple(CAPACITY_MULTIPLIERS) + (CASCADE,)
 
 
 class CrepeWeightsNotFound(FileNotFoundError):
@@ -173,17 +181,75 @@ class CrepeModel:
     return out
 
 
+class CascadeModel:
+  """CREPE small on every frame, and full again on the frames small may get wrong.
+
+  A frame goes through full as well when small is unsure of it (peak activation
+  below `confidence`) or reads it in the low register (pitch below `low_hz`):
+  small's errors on low instruments are octave errors, up to an octave high,
+  and the low cello's top note (198 Hz) read an octave high is 396 Hz. Full's
+  activations replace small's on those frames, and decoding (Viterbi included)
+  runs on the merged activations. Each frame's route depends on that frame
+  alone, so chunked analysis still equals a whole one. The same interface as
+  `CrepeModel`.
+
+  Args:
+    precision: 'float32' or 'bfloat16', for both networks.
+    confidence: Small's peak activation below which full runs too.
+    low_hz: Small's pitch below which full runs too.
+  """
+
+  def __init__(self, precision: str = "float32", confidence: float = CASCADE_CONFIDENCE,
+               low_hz: float = CASCADE_LOW_HZ):
+    self.model = CASCADE
+    self.precision = precision
+    self.confidence, self.low_hz = confidence, low_hz
+    self.small = get_model("small", precision)
+    self.full = get_model("full", precision)
+    self._lock = threading.Lock()
+    self.frames = self.full_frames = 0  # how many went through small, and through full too
+
+  def needs_full(self, activation: np.ndarray) -> np.ndarray:
+    """Which frames of small's activations [n_frames, 360] go through full: bool [n_frames]."""
+    with np.errstate(invalid="ignore"):
+      hz = 10.0 * 2.0 ** (activation_to_cents(activation) / 1200.0)
+    return (activation.max(axis=1) < self.confidence) | ~(hz >= self.low_hz)  # NaN: full
+
+  def activations(self, frames: np.ndarray) -> np.ndarray:
+    """`CrepeModel.activations`: float32 [n_frames, 360] for raw frames [n_frames, 1024]."""
+    frames = np.asarray(frames, np.float32)
+    out = self.small.activations(frames)
+    again = self.needs_full(out)
+    if np.any(again):
+      out[again] = self.full.activations(frames[again])
+    with self._lock:
+      self.frames += len(frames)
+      self.full_frames += int(again.sum())
+    return out
+
+
 _MODEL_CACHE = {}
-_MODEL_LOCK = threading.Lock()
+_MODEL_LOCK = threading.RLock()  # re-entrant: the cascade builds its two networks through it
 
 
-def get_model(model: str = "full", precision: str = "float32") -> CrepeModel:
-  """One `CrepeModel` per (capacity, precision) per process."""
+def get_model(model: str = "full", precision: str = "float32"):
+  """One `CrepeModel` (or `CascadeModel` for 'cascade') per (model, precision) per process."""
+  if model not in MODELS:
+    raise ValueError(f"unknown CREPE model {model!r}; choose one of {', '.join(MODELS)}")
   key = (model, precision)
   with _MODEL_LOCK:
     if key not in _MODEL_CACHE:
-      _MODEL_CACHE[key] = CrepeModel(model, precision)
+      _MODEL_CACHE[key] = (CascadeModel(precision) if model == CASCADE
+                           else CrepeModel(model, precision))
     return _MODEL_CACHE[key]
+
+
+def check_installed(model: str) -> None:
+  """Raises `CrepeWeightsNotFound` (or ValueError) unless `model`'s weights are all installed."""
+  if model not in MODELS:
+    raise ValueError(f"unknown CREPE model {model!r}; choose one of {', '.join(MODELS)}")
+  for capacity in ("small", "full") if model == CASCADE else (model,):
+    weights_path(capacity)
 
 
 def activation_to_cents(activation: np.ndarray,

@@ -48,10 +48,10 @@ def context_secs(f0_rate: int, viterbi: bool = True) -> int:
 
 
 def compute_f0(audio: np.ndarray, sample_rate: int = 16000,
-               frame_rate: int = 250, model: str = crepe_lib.DEFAULT_MODEL,
+               frame_rate: int = 250, model: str = "full",
                viterbi: bool = True, padding: str = "center",
                precision: str = "float32",
-               crepe_model: Optional[crepe_lib.CrepeModel] = None,
+               crepe_model=None,
                block_frames: int = BLOCK_FRAMES,
                context_frames: int = VITERBI_CONTEXT_FRAMES,
                skip_silent_db: Optional[float] = None):
@@ -61,11 +61,12 @@ def compute_f0(audio: np.ndarray, sample_rate: int = 16000,
     audio: float array [n_samples], mono, at `sample_rate`.
     sample_rate: Must be 16000 (CREPE's rate); resample first.
     frame_rate: Frames per second; must divide 16000.
-    model: CREPE capacity when `crepe_model` is not given.
+    model: CREPE model when `crepe_model` is not given: a capacity ('tiny' ...
+      'full', magenta's) or 'cascade' (`crepe_lib.CascadeModel`).
     viterbi: Viterbi-smooth the pitch track.
     padding: Frame alignment, 'center' or 'same' (see `ddsp_core.framing`).
     precision: 'float32' or 'bfloat16' when `crepe_model` is not given.
-    crepe_model: A built `CrepeModel` (e.g. from `DoFn.setup`).
+    crepe_model: A built `CrepeModel` or `CascadeModel` (e.g. from `DoFn.setup`).
     block_frames: Frames processed at a time (memory bound).
     context_frames: Viterbi context on each side of a block.
     skip_silent_db: A speed lever, off by default: frames whose A-weighted
@@ -155,10 +156,10 @@ def compute_f0_at_rate(audio: np.ndarray, f0_rate: int, frame_rate: int = 250,
 
 
 def compute_features(audio: np.ndarray, sample_rate: int = 16000,
-                     frame_rate: int = 250, model: str = crepe_lib.DEFAULT_MODEL,
+                     frame_rate: int = 250, model: str = "full",
                      viterbi: bool = True, padding: str = "center",
                      precision: str = "float32",
-                     crepe_model: Optional[crepe_lib.CrepeModel] = None,
+                     crepe_model=None,
                      block_frames: int = BLOCK_FRAMES,
                      f0_rate: Optional[int] = None,
                      skip_silent_db: Optional[float] = None) -> Dict[str, np.ndarray]:
@@ -168,11 +169,12 @@ def compute_features(audio: np.ndarray, sample_rate: int = 16000,
     audio: float array [n_samples], mono, at `sample_rate` (16 kHz).
     sample_rate: Sample rate in Hz (16000).
     frame_rate: Frames per second (250 as magenta).
-    model: CREPE capacity when `crepe_model` is not given.
+    model: CREPE model when `crepe_model` is not given: a capacity ('tiny' ...
+      'full', magenta's) or 'cascade' (`crepe_lib.CascadeModel`).
     viterbi: Viterbi-smooth the pitch track.
     padding: Frame alignment, 'center' or 'same'.
     precision: CREPE precision when `crepe_model` is not given.
-    crepe_model: A built `CrepeModel`.
+    crepe_model: A built `CrepeModel` or `CascadeModel`.
     block_frames: Frames processed at a time (memory bound).
     f0_rate: Run CREPE at this many frames per second and interpolate
       (`compute_f0_at_rate`); None runs it at `frame_rate`.

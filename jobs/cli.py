@@ -17,19 +17,27 @@ from jobs import cli_flags
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_RUN_FAILED = 0, 1, 2
 # Kept here (not imported from ddsp_core.crepe) so that `--help` starts without TensorFlow.
-CREPE_DEFAULT = "full"
+CREPE_DEFAULT = "cascade"
 PRECISION_DEFAULT = "bfloat16"
 F0_RATE_DEFAULT = 100
-CREPE_CHOICES = ["tiny", "small", "medium", "large", "full"]
+CREPE_CHOICES = ["tiny", "small", "medium", "large", "full", "cascade"]
 VERBOSE_HELP = "show TensorFlow's start-up lines and INFO logs (hidden by default)"
-CREPE_HELP = ("CREPE capacity (default full, magenta's model; tiny and small are faster but read "
-              "low instruments an octave high; medium and large need the crepe-medium or "
-              "crepe-large extra)")
+CREPE_HELP = ("CREPE model (default cascade: small on every frame, then full, magenta's model, on "
+              "the frames small is unsure of or reads below 400 Hz; full alone is magenta's; tiny "
+              "and small alone are faster but read low instruments an octave high; medium and "
+              "large need the crepe-medium or crepe-large extra)")
+
+
+def _add_skip_silent_arg(p) -> None:
+  p.add_argument("--skip_silent_db", type=float, default=None, metavar="DB",
+                 help="a speed lever, off by default: run CREPE only on frames louder than DB "
+                 "(A-weighted, e.g. -70); the others get f0 0 and confidence 0")
 
 
 def _add_crepe_args(p) -> None:
-  """--crepe_model, --precision, --f0_rate: the default is the measured fast path (full in
-  bfloat16, f0 at 100 frames/s); `--precision float32 --f0_rate 250` is magenta's (parity)."""
+  """--crepe_model, --precision, --f0_rate: the default is the measured fast path (the cascade
+  in bfloat16, f0 at 100 frames/s); `--crepe_model full --precision float32 --f0_rate 250` is
+  magenta's (parity)."""
   p.add_argument("--crepe_model", default=CREPE_DEFAULT, choices=CREPE_CHOICES, help=CREPE_HELP)
   p.add_argument("--precision", default=PRECISION_DEFAULT, choices=["float32", "bfloat16"],
                  help="CREPE's convolutions in bfloat16 (default) or float32 (magenta's)")
@@ -103,6 +111,7 @@ def _add_features_parser(sub):
   p.add_argument("inputs", nargs="+", help="audio files, glob patterns ('**' recurses) or directories")
   p.add_argument("-o", "--output", required=True, help="output Parquet file")
   _add_crepe_args(p)
+  _add_skip_silent_arg(p)
   p.add_argument("--frame_rate", type=int, default=250, help="frames per second (default 250)")
   p.add_argument("--viterbi", action=argparse.BooleanOptionalAction, default=True,
                  help="Viterbi-smooth f0 (default on)")
@@ -119,7 +128,8 @@ def _cmd_features(args, unused_beam_args):
   result = features.run_features(
       args.inputs, args.output, crepe_model=args.crepe_model, frame_rate=args.frame_rate,
       viterbi=args.viterbi, padding=args.padding, precision=args.precision,
-      plots_dir=args.plots, progress=not args.no_progress, f0_rate=args.f0_rate or None)
+      plots_dir=args.plots, progress=not args.no_progress, f0_rate=args.f0_rate or None,
+      skip_silent_db=args.skip_silent_db)
   for err in result.errors:
     print(f"FAILED [{err['error_type']}] {err['message']}", file=sys.stderr)
   print(f"{len(result.files_ok)} file(s) ok, {len(result.errors)} failed; "
@@ -148,6 +158,7 @@ def _add_prepare_parser(sub):
   p.add_argument("--eval_fraction", type=float, default=0.0)
   p.add_argument("--split_by", default="file", choices=["file", "window"])
   _add_crepe_args(p)
+  _add_skip_silent_arg(p)
   p.add_argument("--viterbi", action=argparse.BooleanOptionalAction, default=True)
   p.add_argument("--chunk_secs", type=int, default=20)
   p.add_argument("--min_secs", type=float, default=1.0,
@@ -170,7 +181,8 @@ def _cmd_prepare(args, beam_args):
                                  example_secs=args.example_secs, hop_secs=args.hop_secs,
                                  padding=args.padding),
       crepe_model=args.crepe_model, viterbi=args.viterbi, precision=args.precision,
-      f0_rate=args.f0_rate or None, eval_fraction=args.eval_fraction, split_by=args.split_by,
+      f0_rate=args.f0_rate or None, skip_silent_db=args.skip_silent_db,
+      eval_fraction=args.eval_fraction, split_by=args.split_by,
       chunk_secs=args.chunk_secs,
       min_secs=args.min_secs, silence_db=args.silence_db,
       write_magenta_pickle=args.write_magenta_pickle, progress=not args.no_progress)

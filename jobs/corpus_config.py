@@ -42,14 +42,16 @@ from pipelines import transfer
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
-# key -> (type(s), default); None default means required.
+# key -> (type(s), default); None default means required; OPTIONAL: None when absent (TOML has
+# no null).
+OPTIONAL = object()
 PREPARE_KEYS = {
     "example_secs": ((int, float), 4.0), "hop_secs": ((int, float), 1.0),
     "frame_rate": (int, 250), "sample_rate": (int, 16000), "padding": (str, "same"),
     "eval_fraction": ((int, float), 0.0), "split_by": (str, "file"),
     # f0_rate 0: CREPE on every frame (at frame_rate).
     "crepe_model": (str, crepe.DEFAULT_MODEL), "precision": (str, crepe.DEFAULT_PRECISION),
-    "f0_rate": (int, features.DEFAULT_F0_RATE),
+    "f0_rate": (int, features.DEFAULT_F0_RATE), "skip_silent_db": ((int, float), OPTIONAL),
     "viterbi": (bool, True), "chunk_secs": (int, 20), "min_secs": ((int, float), 1.0),
     "silence_db": ((int, float), -80.0), "num_shards": (int, 0),
     "write_magenta_pickle": (bool, False),
@@ -152,7 +154,7 @@ def _typed(table: dict, spec: dict, where: str, source: str) -> Dict[str, Any]:
     if key not in table:
       if default is None:
         raise ConfigError(f"{source}: '{where}.{key}' is required")
-      out[key] = default
+      out[key] = None if default is OPTIONAL else default
       continue
     value = table[key]
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
@@ -232,7 +234,8 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> CorpusConfig:
       raise ConfigError(f"{path}: '{where}.sources' (a list of glob patterns) is required")
     settings = dict(defaults)
     settings.update(_typed({k: v for k, v in ds.items() if k != "sources"},
-                           {k: (t, settings[k]) for k, (t, _) in PREPARE_KEYS.items()}, where, path))
+                           {k: (t, OPTIONAL if settings[k] is None else settings[k])
+                            for k, (t, _) in PREPARE_KEYS.items()}, where, path))
     sources = tuple(_resolve(base, s) for s in _typed(
         {"sources": ds["sources"]}, {"sources": (list, None)}, where, path)["sources"])
     datasets[name] = DatasetSpec(name, sources, _prepare_config(settings, where, path),
@@ -299,6 +302,7 @@ def _prepare_config(s: dict, where: str, source: str) -> prepare.PrepareConfig:
                                    hop_secs=float(s["hop_secs"]), padding=s["padding"]),
         crepe_model=s["crepe_model"], viterbi=s["viterbi"], precision=s["precision"],
         f0_rate=s["f0_rate"] or None, eval_fraction=float(s["eval_fraction"]),
+        skip_silent_db=None if s["skip_silent_db"] is None else float(s["skip_silent_db"]),
         split_by=s["split_by"], chunk_secs=s["chunk_secs"], min_secs=float(s["min_secs"]),
         silence_db=float(s["silence_db"]), write_magenta_pickle=s["write_magenta_pickle"],
         progress=True)

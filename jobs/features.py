@@ -59,22 +59,25 @@ def run_features(patterns: Sequence[str], output: str, crepe_model: str = crepe_
                  frame_rate: int = 250, viterbi: bool = True, padding: str = "center",
                  precision: str = crepe_lib.DEFAULT_PRECISION, plots_dir: Optional[str] = None,
                  progress: bool = True,
-                 f0_rate: Optional[int] = features_lib.DEFAULT_F0_RATE) -> FeaturesResult:
+                 f0_rate: Optional[int] = features_lib.DEFAULT_F0_RATE,
+                 skip_silent_db: Optional[float] = None) -> FeaturesResult:
   """Computes features of every matched file; bad files are listed, not fatal.
 
   Args:
     patterns: Glob patterns, paths or directories.
     output: Parquet path for per-frame features (schema `FEATURES_SCHEMA`);
       failures go to `<output stem>.errors.parquet` (`ERRORS_SCHEMA`).
-    crepe_model: CREPE capacity.
+    crepe_model: CREPE model, a capacity or 'cascade'.
     frame_rate: Frames per second.
     viterbi: Viterbi-smooth f0.
     padding: 'center' (frame i centred at i / frame_rate s) or 'same'.
     precision: CREPE precision, 'float32' or 'bfloat16'.
     plots_dir: If set, one PNG per file is written there.
     f0_rate: Run CREPE at this rate and interpolate (None: at frame_rate; the
-      default, 100, with full in bfloat16, is the measured default path).
+      default, 100, with the cascade in bfloat16, is the measured default path).
     progress: Show a progress bar on stderr.
+    skip_silent_db: CREPE only on frames louder than this (A-weighted dB); the
+      others get f0 0 and confidence 0 (None: every frame).
 
   Returns:
     A `FeaturesResult`.
@@ -107,7 +110,7 @@ def run_features(patterns: Sequence[str], output: str, crepe_model: str = crepe_
           stage = "features"
           feats = features_lib.compute_features(
               audio, frame_rate=frame_rate, viterbi=viterbi, padding=padding,
-              crepe_model=net, f0_rate=f0_rate)
+              crepe_model=net, f0_rate=f0_rate, skip_silent_db=skip_silent_db)
           n = len(feats["f0_hz"])
           writer.write_table(pa.table({
               "path": pa.array([path] * n, pa.string()),

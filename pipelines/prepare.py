@@ -65,6 +65,9 @@ class PrepareConfig:
   precision: str = crepe_lib.DEFAULT_PRECISION
   # CREPE's frames per second, interpolated onto the frame grid; None: at the frame rate.
   f0_rate: Optional[int] = features_lib.DEFAULT_F0_RATE
+  # A speed lever, off by default: CREPE only on frames louder than this (A-weighted dB); the
+  # others get f0 0 and confidence 0 (features_lib.compute_f0's skip_silent_db).
+  skip_silent_db: Optional[float] = None
   eval_fraction: float = 0.0
   split_by: str = "file"
   chunk_secs: int = 20
@@ -83,7 +86,7 @@ class PrepareConfig:
     ratio = self.chunk_secs / self.window.hop_secs
     if abs(ratio - round(ratio)) > 1e-9:
       raise ValueError("chunk_secs must be a multiple of hop_secs")
-    crepe_lib.weights_path(self.crepe_model)  # fails early when not installed
+    crepe_lib.check_installed(self.crepe_model)  # fails early when not installed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,7 +266,7 @@ class ComputeChunkFeatures(beam.DoFn):
       return
     feats = features_lib.compute_features(
         audio16, frame_rate=spec.frame_rate, viterbi=cfg.viterbi, padding=spec.padding,
-        crepe_model=self.crepe, f0_rate=cfg.f0_rate)
+        crepe_model=self.crepe, f0_rate=cfg.f0_rate, skip_silent_db=cfg.skip_silent_db)
     fill = {"f0_hz": 0.0, "f0_confidence": 0.0, "loudness_db": -DB_RANGE}
     counts = {"train": 0, "eval": 0, "dropped": 0}
     records, window_rows, stats_inputs = [], [], []
@@ -526,6 +529,7 @@ def _finish_staging(staging: str, config: PrepareConfig, n_inputs: int, seconds:
       config.window, config.crepe_model, config.viterbi, config.precision, counts,
       extra={"eval_fraction": config.eval_fraction, "split_by": config.split_by,
              "f0_rate": config.f0_rate or config.window.frame_rate,
+             "skip_silent_db": config.skip_silent_db,
              "chunk_secs": config.chunk_secs, "min_secs": config.min_secs,
              "silence_db": config.silence_db, "shards": shards,
              "file_patterns": {s: f"{s}.tfrecord-*" for s in SPLITS if shards[s]},

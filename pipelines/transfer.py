@@ -206,7 +206,7 @@ def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConf
     models: Loaded models.
     config: Adjustment and output settings.
     outputs: Model name -> output WAV path for this input.
-    crepe_model: A built `CrepeModel` (else one is built per process).
+    crepe_model: A built `CrepeModel` or `CascadeModel` (else one is built per process).
     plots_dir: Folder for PNGs, or None.
     protected: Paths that must never be written (the inputs).
 

@@ -86,7 +86,7 @@ def compute_features(audio: np.ndarray, conventions: Conventions, viterbi: bool,
     audio: float32 [n_samples] at 16 kHz.
     conventions: The model's `Conventions`.
     viterbi: Viterbi-smooth the pitch track.
-    crepe_model: A built `CrepeModel`.
+    crepe_model: A built `CrepeModel` or `CascadeModel`.
     f0_rate: CREPE's frames per second, interpolated onto the model's frame
       grid (None: at the model's frame rate).
 
@@ -106,7 +106,7 @@ def input_features(audio: np.ndarray, conventions: Conventions, viterbi: bool, c
     audio: float32 [n_samples] at 16 kHz.
     conventions: The model's `Conventions`.
     viterbi: Viterbi-smooth the pitch track.
-    crepe_model: A built `CrepeModel`.
+    crepe_model: A built `CrepeModel` or `CascadeModel`.
     analyses: This input's memo, `Conventions.analysis` -> result: models that
       share a convention share one analysis.
     f0_rate: As in `compute_features`.

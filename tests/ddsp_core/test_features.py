@@ -87,6 +87,23 @@ def test_blocks_equal_whole_with_viterbi():
   _assert_same_features(blocked, whole)
 
 
+def test_blocks_equal_whole_through_the_cascade():
+  # Low frames go through full as well, high ones stay with small: each frame's route is its own,
+  # so blocks of 37 frames (without Viterbi: no context to share) read what the whole does.
+  x = np.concatenate([_glide(1.0), tone(880.0, 1.0, amplitude=0.4, harmonics=3)])
+  net = crepe.get_model("cascade", "float32")
+  whole = features.compute_f0(x, frame_rate=100, crepe_model=net, viterbi=False,
+                              block_frames=10 ** 6)
+  net.frames = net.full_frames = 0
+  blocked = features.compute_f0(x, frame_rate=100, crepe_model=net, viterbi=False,
+                                block_frames=37)
+  assert net.frames == len(whole[0]) == 201
+  assert 0.3 < net.full_frames / net.frames < 0.9  # both routes taken
+  np.testing.assert_allclose(blocked[0], whole[0], rtol=1e-5)
+  np.testing.assert_allclose(blocked[1], whole[1], atol=1e-5)
+  np.testing.assert_allclose(whole[0][-80:-10], 880.0, rtol=0.01)
+
+
 @pytest.mark.slow
 def test_ten_minute_file_blocks_equal_whole():
   x = np.tile(_glide(20.0), 30)  # 10 minutes

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -82,12 +83,12 @@ def test_the_command_lines_crepe_default_is_the_librarys():
   from ddsp_core import crepe  # pylint: disable=g-import-not-at-top
   from ddsp_core import features  # pylint: disable=g-import-not-at-top
   from pipelines import prepare, transfer  # pylint: disable=g-import-not-at-top
-  assert cli.CREPE_DEFAULT == crepe.DEFAULT_MODEL and crepe.DEFAULT_MODEL in cli.CREPE_CHOICES
+  assert cli.CREPE_DEFAULT == crepe.DEFAULT_MODEL and cli.CREPE_CHOICES == list(crepe.MODELS)
   assert (cli.PRECISION_DEFAULT, cli.F0_RATE_DEFAULT) == (crepe.DEFAULT_PRECISION,
                                                           features.DEFAULT_F0_RATE)
   for config in (prepare.PrepareConfig(), transfer.TransferConfig()):
-    assert (config.crepe_model, config.precision, config.f0_rate) == ("full", "bfloat16", 100)
-  crepe.weights_path(crepe.DEFAULT_MODEL)  # installed with ddsp-beam itself
+    assert (config.crepe_model, config.precision, config.f0_rate) == ("cascade", "bfloat16", 100)
+  crepe.check_installed(crepe.DEFAULT_MODEL)  # installed with ddsp-beam itself
 
 
 def _features_in_a_subprocess(tmp_path, wav, *flags):
@@ -108,3 +109,37 @@ def test_tensorflows_start_up_lines_only_with_verbose(tmp_path, write_wav):
   assert not re.search(r"^[IWEF]\d{4} |oneDNN|absl::InitializeLog", quiet, re.M), quiet
   verbose = _features_in_a_subprocess(tmp_path, wav, "--verbose")
   assert re.search(r"^I\d{4} .*oneDNN custom operations are on", verbose, re.M), verbose
+
+
+def test_skip_silent_db_gives_silent_frames_no_pitch(tmp_path, write_wav):
+  # 0.5 s of digital silence, then a tone. Without the lever CREPE reads the silence (a sigmoid
+  # of its biases: confidence above 0); with it, frames well inside the silence hold f0 0 and
+  # confidence 0 (the mask is loudness over CREPE's window at the f0 rate, so frames near the
+  # onset are interpolated), and frames well inside the tone what the run without it reads.
+  write_wav("a.wav", np.concatenate([np.zeros(8000, np.float32), tone(300, 1.0)]))
+  tables = {}
+  for name, extra in (("every", []), ("skip", ["--skip_silent_db", "-70"])):
+    out = tmp_path / f"{name}.parquet"
+    assert cli.main(["features", str(tmp_path / "a.wav"), "-o", str(out), "--crepe_model", "tiny",
+                     "--no_progress"] + extra) == 0
+    tables[name] = {k: np.array(v) for k, v in pq.read_table(out).to_pydict().items()}
+  t = tables["skip"]["time_s"]
+  silence, sounding = t < 0.4, (t > 0.7) & (t < 1.4)
+  assert silence.sum() == 100 and np.all(tables["every"]["f0_confidence"][silence] > 0)
+  assert not np.any(tables["skip"]["f0_hz"][silence])
+  assert not np.any(tables["skip"]["f0_confidence"][silence])
+  np.testing.assert_allclose(tables["skip"]["f0_hz"][sounding],
+                             tables["every"]["f0_hz"][sounding], rtol=1e-3)
+
+
+def test_prepare_passes_skip_silent_db_to_its_config(tmp_path, monkeypatch):
+  from pipelines import prepare  # pylint: disable=g-import-not-at-top
+  seen = []
+
+  def fake_run(inputs, output, config, *args, **kwargs):
+    seen.append(config)
+    raise prepare.PipelineFailed("stop here")
+  monkeypatch.setattr(prepare, "run_prepare", fake_run)
+  for extra, expected in (([], None), (["--skip_silent_db", "-70"], -70.0)):
+    cli.main(["prepare", "--input", str(tmp_path), "--output", str(tmp_path / "out")] + extra)
+    assert seen[-1].skip_silent_db == expected

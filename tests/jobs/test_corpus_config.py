@@ -44,6 +44,7 @@ def test_a_good_config(tmp_path):
   assert violin.prepare.crepe_model == "tiny"  # from [prepare]
   assert violin.prepare.window.example_secs == 2.0 and violin.prepare.eval_fraction == 0.25
   assert config.datasets["flute"].prepare.crepe_model == "full"  # overridden per dataset
+  assert violin.prepare.skip_silent_db is None  # absent: off
   assert config.datasets["flute"].sources == ("/abs/flute/**",)
   assert config.models["violin"].steps == 10 and config.models["violin"].update_steps == 0
   assert config.transfer.models == ("violin", f"ext={tmp_path / 'models' / 'ext.zip'}")
@@ -93,3 +94,16 @@ def test_model_settings_hash_follows_gin(tmp_path):
   more_steps = load_config(_write(tmp_path, GOOD.replace("steps = 10", "steps = 99")))
   assert model.settings_hash() != other.settings_hash()
   assert model.settings_hash() == more_steps.models["violin"].settings_hash()  # steps: same model
+
+
+def test_skip_silent_db_from_prepare_or_per_dataset(tmp_path):
+  text = GOOD.replace('[datasets.flute]\n', '[datasets.flute]\nskip_silent_db = -70\n')
+  config = load_config(_write(tmp_path, text))
+  assert config.datasets["flute"].prepare.skip_silent_db == -70.0
+  assert config.datasets["violin"].prepare.skip_silent_db is None
+  text = GOOD.replace('example_secs = 2\n', 'example_secs = 2\nskip_silent_db = -65.5\n', 1)
+  config = load_config(_write(tmp_path, text))
+  assert {d.prepare.skip_silent_db for d in config.datasets.values()} == {-65.5}
+  with pytest.raises(ConfigError, match="skip_silent_db' must be"):
+    load_config(_write(tmp_path, GOOD.replace('[datasets.flute]\n',
+                                              '[datasets.flute]\nskip_silent_db = "quiet"\n')))

@@ -1,6 +1,7 @@
 """prepare --cache_dir: recordings are analysed once and replayed, under any name, bit for bit."""
 
 import glob
+import dataclasses
 import os
 import shutil
 
@@ -57,6 +58,8 @@ def test_cache_replays_what_it_computed(tmp_path, write_wav):
   other = prepare.PrepareConfig(window=examples.WindowSpec(example_secs=2.0), crepe_model="tiny",
                                 progress=False)
   assert prepare_cache.settings_key(other) != prepare_cache.settings_key(CONFIG)
+  skipping = dataclasses.replace(CONFIG, skip_silent_db=-70.0)  # silent frames hold other f0
+  assert prepare_cache.settings_key(skipping) != prepare_cache.settings_key(CONFIG)
   shutil.rmtree(cache)
 
 
