@@ -31,20 +31,26 @@ test-all: $(STAMP)
 
 # Instrument corpora and their models (development time: FluidSynth and the soundfonts, see
 # instruments/render.py): renders instruments/corpus/<name> when missing or out of date, then
-# runs its corpus job (instruments/<name>.toml). `make instruments INSTRUMENTS=violin` for one.
+# runs its corpus job (instruments/<name>.toml), resuming from the shipped model's checkpoint
+# when instruments/out has none, and ships the result into ddsp_core/instruments/<name>
+# (instruments/ship.py). `make instruments INSTRUMENTS=violin` for one; train longer with
+# `INSTRUMENT_ARGS='--set models.violin.steps=3000'`.
 INSTRUMENTS ?= violin flute flute2 trumpet tenor_saxophone
+INSTRUMENT_ARGS ?=
 .PHONY: instruments
 instruments: $(STAMP)
 	@for name in $(INSTRUMENTS); do \
 	  $(PY) -m instruments.render --if-missing $$name && \
-	  $(VENV)/bin/ddsp-beam run instruments/$$name.toml || exit $$?; \
+	  $(PY) -m instruments.ship --restore $$name && \
+	  $(VENV)/bin/ddsp-beam run instruments/$$name.toml $(INSTRUMENT_ARGS) && \
+	  $(PY) -m instruments.ship $$name || exit $$?; \
 	done
 
 bench: $(STAMP)
 	$(PY) -m bench.run
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check ddsp_core pipelines jobs tests bench
+	$(VENV)/bin/ruff check ddsp_core pipelines jobs tests bench instruments
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache build *.egg-info

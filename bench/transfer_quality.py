@@ -30,6 +30,7 @@ fluid-soundfont-gm musescore-general-soundfont).
 import argparse
 import datetime
 import glob
+import json
 import os
 import shutil
 import statistics
@@ -168,6 +169,24 @@ def _median(values) -> Optional[float]:
   return statistics.median(values) if values else None
 
 
+def summarize(rows: List[dict]) -> List[dict]:
+  """Per model: the medians over its takes (MFCC and log-spectral scores, f0 error, cents) and
+  whether they meet the targets; what a model card keeps (instruments/ship.py)."""
+  out = []
+  for model in dict.fromkeys(r["model"] for r in rows):
+    ok = [r for r in rows if r["model"] == model and r["status"] == "ok"]
+    score = _median(r["mfcc_score"] for r in ok)
+    cents = _median(r["f0_error_cents"] for r in ok)
+    out.append({
+        "model": model, "instrument": next(r["instrument"] for r in rows if r["model"] == model),
+        "takes": len(ok), "failed": sum(r["status"] != "ok" for r in rows if r["model"] == model),
+        "mfcc_score": score, "log_spectral_l1_score": _median(r["log_spectral_l1_score"] for r in ok),
+        "f0_error_cents": cents,
+        "targets_met": bool(score is not None and score >= TARGET_SCORE and cents is not None
+                            and cents <= TARGET_CENTS)})
+  return out
+
+
 def table(rows: List[dict], crepe_model: str) -> str:
   """The markdown report: per (model, take), then medians per model against the targets."""
   lines = [f"# Transfer quality, {datetime.date.today().isoformat()}", "",
@@ -192,19 +211,14 @@ def table(rows: List[dict], crepe_model: str) -> str:
   lines += ["", "| model | instrument | takes | median MFCC score | median log-spec score "
             f"| median f0 error (cents) | targets (score >= {TARGET_SCORE}, f0 <= {TARGET_CENTS:g}) |",
             "|---|---|---:|---:|---:|---:|---|"]
-  for model in dict.fromkeys(r["model"] for r in rows):
-    ok = [r for r in rows if r["model"] == model and r["status"] == "ok"]
-    score = _median(r["mfcc_score"] for r in ok)
-    spec = _median(r["log_spectral_l1_score"] for r in ok)
-    cents = _median(r["f0_error_cents"] for r in ok)
-    met = (score is not None and score >= TARGET_SCORE and cents is not None
-           and cents <= TARGET_CENTS)
-    shortfall = [] if met else (
-        [f"score {_f(score)} < {TARGET_SCORE}"] if score is None or score < TARGET_SCORE else []) + (
-        [f"f0 {_f(cents, 1)} > {TARGET_CENTS:g}"] if cents is None or cents > TARGET_CENTS else [])
-    instrument = next((r["instrument"] for r in rows if r["model"] == model), "")
-    lines.append(f"| {model} | {instrument} | {len(ok)} | {_f(score)} | {_f(spec)} | "
-                 f"{_f(cents, 1)} | {'met' if met else 'not met: ' + ', '.join(shortfall)} |")
+  for s in summarize(rows):
+    shortfall = ([f"score {_f(s['mfcc_score'])} < {TARGET_SCORE}"]
+                 if s["mfcc_score"] is None or s["mfcc_score"] < TARGET_SCORE else []) + (
+        [f"f0 {_f(s['f0_error_cents'], 1)} > {TARGET_CENTS:g}"]
+        if s["f0_error_cents"] is None or s["f0_error_cents"] > TARGET_CENTS else [])
+    lines.append(f"| {s['model']} | {s['instrument']} | {s['takes']} | {_f(s['mfcc_score'])} | "
+                 f"{_f(s['log_spectral_l1_score'])} | {_f(s['f0_error_cents'], 1)} | "
+                 f"{'met' if s['targets_met'] else 'not met: ' + ', '.join(shortfall)} |")
   return "\n".join(lines) + "\n"
 
 
@@ -237,7 +251,13 @@ def main(argv=None) -> int:
   with publish.atomic_file(args.out) as tmp:
     with open(tmp, "w", encoding="utf-8") as f:
       f.write(text)
-  print(f"written to {args.out}")
+  json_path = os.path.splitext(args.out)[0] + ".json"  # read by instruments/ship.py --quality
+  with publish.atomic_file(json_path) as tmp:
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump({"date": datetime.date.today().isoformat(), "crepe_model": args.crepe_model,
+                 "targets": {"score": TARGET_SCORE, "f0_error_cents": TARGET_CENTS},
+                 "summaries": summarize(rows), "rows": rows}, f, indent=1, default=float)
+  print(f"written to {args.out} and {json_path}")
   return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 

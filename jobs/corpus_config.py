@@ -18,7 +18,7 @@
     [transfer]
     sources = ["corpus/voice/*.wav"]
     models = ["violin"]                  # [models.*] names, built-in names (`ddsp-beam models`),
-                                         # or "name=path/to/model_dir_or.zip"
+                                         # "name=path/to/model_dir_or.zip" or "name=<built-in>"
 
 Unknown keys and wrong types are errors that name the key. TOML because
 Python reads it without a dependency (`tomllib`) and it has comments and types.
@@ -267,7 +267,7 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> CorpusConfig:
       if entry in models:  # a [models] name wins over a built-in one
         entries.append(entry)
       elif "=" in entry:
-        entries.append(_resolve_named(base, entry))
+        entries.append(_resolve_named(base, entry, builtin))
       elif entry in builtin:
         entries.append(f"{entry}={builtin[entry]}")
       else:
@@ -284,9 +284,14 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> CorpusConfig:
       text_hash=_hash([raw_text.decode("utf-8"), list(overrides)]))
 
 
-def _resolve_named(base: str, entry: str) -> str:
+def _resolve_named(base: str, entry: str, builtin: Dict[str, str]) -> str:
+  """'name=path' (relative to the config), or 'name=<built-in name>' when no such path exists
+  (a second name for a shipped model, e.g. beside a [models] model of the same instrument)."""
   name, model_path = entry.split("=", 1)
-  return f"{name}={_resolve(base, model_path)}"
+  resolved = _resolve(base, model_path)
+  if not os.path.exists(resolved) and model_path in builtin:
+    return f"{name}={builtin[model_path]}"
+  return f"{name}={resolved}"
 
 
 def _check_name(name: str, where: str, source: str) -> None:

@@ -75,6 +75,15 @@ def test_builtin_names_resolve(installed, tmp_path, monkeypatch):
   config.write_text(config.read_text() + '[datasets.d]\nsources = ["a/*.wav"]\n'
                     '[models.violin]\ndataset = "d"\n')
   assert corpus_config.load_config(str(config)).transfer.models == ("violin",)
+  # ... and NAME=<built-in name> gives a shipped model a second name beside it (the demo's way);
+  # a path of that name next to the config, where one exists, still wins.
+  config.write_text(config.read_text().replace('models = ["violin"]',
+                                               'models = ["violin", "shipped=violin"]'))
+  assert corpus_config.load_config(str(config)).transfer.models == (
+      "violin", f"shipped={tmp_path / 'violin'}")
+  (tmp_path / "violin").rmdir()
+  assert corpus_config.load_config(str(config)).transfer.models == ("violin",
+                                                                    f"shipped={installed}")
 
 
 def test_unknown_names_fail_listing_the_builtin_ones(installed, tmp_path, write_wav, capsys):

@@ -67,9 +67,14 @@ def test_scores_on_one_take(clips, tmp_path):
   out = transfer_quality.score_take(take, sf.read(str(tmp_path / "out.wav"))[0], ref, ref, other)
   for figure in transfer_quality.FIGURES:
     assert np.isfinite(out[f"{figure}_score"]), out
-  assert transfer_quality.table([dict(out, model="m", instrument="violin", take="t",
-                                      status="ok", octave_shift=0, f0_error_cents=12.0)],
-                                "tiny").count("| m |") == 2
+  rows = [dict(out, model="m", instrument="violin", take="t", status="ok", octave_shift=0,
+               f0_error_cents=12.0),
+          dict(model="m", instrument="violin", take="u", status="failed", error="x")]
+  assert transfer_quality.table(rows, "tiny").count("| m |") == 3
+  (summary,) = transfer_quality.summarize(rows)
+  assert summary["takes"] == 1 and summary["failed"] == 1
+  assert summary["mfcc_score"] == out["mfcc_score"] and summary["f0_error_cents"] == 12.0
+  assert summary["targets_met"] == (out["mfcc_score"] >= transfer_quality.TARGET_SCORE)
 
 
 def test_score_is_undefined_when_the_measure_cannot_tell():
