@@ -113,6 +113,8 @@ def _figure(value) -> str:
     return f"{value:.4g}"
   if isinstance(value, dict):
     return ", ".join(f"{k} {_figure(v)}" for k, v in value.items())
+  if isinstance(value, list):
+    return "; ".join(_figure(v) for v in value)
   return "not measured" if value is None else str(value)
 
 

@@ -267,7 +267,7 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> CorpusConfig:
       if entry in models:  # a [models] name wins over a built-in one
         entries.append(entry)
       elif "=" in entry:
-        entries.append(_resolve_named(base, entry, builtin))
+        entries.append(_resolve_named(base, entry, builtin, path))
       elif entry in builtin:
         entries.append(f"{entry}={builtin[entry]}")
       else:
@@ -284,13 +284,17 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> CorpusConfig:
       text_hash=_hash([raw_text.decode("utf-8"), list(overrides)]))
 
 
-def _resolve_named(base: str, entry: str, builtin: Dict[str, str]) -> str:
+def _resolve_named(base: str, entry: str, builtin: Dict[str, str], source: str) -> str:
   """'name=path' (relative to the config), or 'name=<built-in name>' when no such path exists
   (a second name for a shipped model, e.g. beside a [models] model of the same instrument)."""
   name, model_path = entry.split("=", 1)
   resolved = _resolve(base, model_path)
   if not os.path.exists(resolved) and model_path in builtin:
     return f"{name}={builtin[model_path]}"
+  if not os.path.exists(resolved) and model_path in builtin_models.BUILTIN_NAMES:
+    raise ConfigError(f"{source}: 'transfer.models' entry {entry!r}: the built-in model {model_path!r} is "
+                      f"not installed in this copy (built-in models in this copy: "
+                      f"{builtin_models.listing()})")
   return f"{name}={resolved}"
 
 

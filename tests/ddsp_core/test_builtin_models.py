@@ -101,6 +101,10 @@ def test_unknown_names_fail_listing_the_builtin_ones(installed, tmp_path, write_
   config.write_text('output = "out"\n[transfer]\nsources = ["x/*.wav"]\nmodels = ["cello"]\n')
   with pytest.raises(corpus_config.ConfigError, match=r"'cello' is neither.*this copy: violin"):
     corpus_config.load_config(str(config))
+  config.write_text(config.read_text().replace('"cello"', '"second=flute"'))
+  with pytest.raises(corpus_config.ConfigError,
+                     match=r"c.toml: .*'second=flute'.*'flute' is not installed.*copy: violin\)"):
+    corpus_config.load_config(str(config))
 
 
 def test_no_builtin_installed_says_so(tmp_path, monkeypatch, capsys):
