@@ -23,6 +23,7 @@ import glob
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -34,7 +35,9 @@ from instruments.catalog import INSTRUMENTS
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "out")
 CORPUS = os.path.join(HERE, "corpus")
-KEEP_FILES = ("model.json", "dataset_statistics.json", "model_settings.json")
+# model.json, the dataset statistics (the transfer's octave shift) and the corpus job's settings
+# hash of the model (jobs/corpus.py MODEL_SETTINGS_FILE: a restored copy resumes, not restarts)
+KEEP_FILES = ("model.json", "dataset_statistics.json", "corpus_model.json")
 
 
 def machine() -> str:
@@ -63,6 +66,18 @@ def _f0_labels(settings: dict) -> str:
   if settings.get("f0_rate"):
     parts.append(f"f0 at {settings['f0_rate']} frames/s")
   return ", ".join(parts)
+
+
+def _train_bindings(model_dir: str, step: int) -> dict:
+  """batch_size and learning_rate as the operative config of `step` binds them."""
+  with open(os.path.join(model_dir, f"operative_config-{step}.gin"), encoding="utf-8") as f:
+    text = f.read()
+  out = {}
+  for key in ("batch_size", "learning_rate"):
+    found = re.search(rf"^train\.{key}\s*=\s*([0-9.e+-]+)\s*$", text, re.M)
+    if found:
+      out[key] = float(found.group(1)) if key == "learning_rate" else int(found.group(1))
+  return out
 
 
 def _latest_step(model_dir: str) -> int:
@@ -142,10 +157,13 @@ def build_card(name: str, src: str, step: int, out_dir: str, corpus_dir: str,
           "files": manifest["n_files"], "seconds": manifest["total_seconds"],
           "midi_range": manifest["midi_range"],
           "train_windows": counts.get("windows_train"), "eval_windows": counts.get("windows_eval"),
-          "f0_labels": _f0_labels(dataset.get("settings") or info["dataset"])},
+          "f0_labels": _f0_labels(dataset or info["dataset"]),
+          "prepare_wall_s": round(dataset["wall_seconds"], 1) if "wall_seconds" in dataset
+                            else None},
       "architecture": {"gin_files": info["gin_files"], "n_parameters": info["n_parameters"],
                        "sample_rate": info["sample_rate"], "frame_rate": info["frame_rate"]},
-      "training": {"steps": step, "batch_size": 16, "window_s": info["dataset"].get("example_secs"),
+      "training": {"steps": step, **_train_bindings(src, step),
+                   "window_s": info["dataset"].get("example_secs"),
                    "wall_s": round(sum(r["wall_s"] for r in runs), 1), "runs": runs,
                    "machine": "; ".join(dict.fromkeys(r["machine"] for r in runs)) or machine()},
       "eval": {k: metrics.get(k) for k in ("step", "spectral_loss", "loudness_l1_db",
@@ -172,6 +190,7 @@ def ship(name: str, out_root: str = OUT, dest_root: str = builtin_models.ROOT,
     old_card = builtin_models.read_card(final)
   os.makedirs(dest_root, exist_ok=True)
   staged = tempfile.mkdtemp(prefix=f".{name}.staging-", dir=dest_root)
+  os.chmod(staged, 0o755)  # mkdtemp's 0700 would hide an installed copy from other users
   try:
     for path in glob.glob(os.path.join(src, f"ckpt-{step}.*")):
       shutil.copyfile(path, os.path.join(staged, os.path.basename(path)))

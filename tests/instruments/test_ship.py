@@ -21,15 +21,15 @@ def corpus_job_output(root, name="violin", step=0, runs=((0, 40.0),)):
       "gin_files": ["tiny_instrument.gin"], "n_parameters": 1234, "sample_rate": 16000,
       "frame_rate": 250, "data": "/abs/path/elsewhere",
       "dataset": {"crepe_model": "cascade", "example_secs": 4.0}}))
-  (model / "model_settings.json").write_text(json.dumps({"name": name, "settings_hash": "h"}))
+  (model / "corpus_model.json").write_text(json.dumps({"name": name, "settings_hash": "h"}))
   (model / "eval").mkdir()
   (model / "eval" / "metrics.json").write_text(json.dumps(
       {"step": step, "spectral_loss": 7.5, "loudness_l1_db": 3.0, "f0_l1_midi": 0.2}))
   datasets = out / "datasets" / name
   datasets.mkdir(parents=True)
   (datasets / "dataset.json").write_text(json.dumps({
-      "counts": {"windows_train": 600, "windows_eval": 60},
-      "settings": {"crepe_model": "cascade", "precision": "bfloat16", "f0_rate": 100}}))
+      "counts": {"windows_train": 600, "windows_eval": 60}, "wall_seconds": 99.0,
+      "crepe_model": "cascade", "precision": "bfloat16", "f0_rate": 100}))
   for i, (before, seconds) in enumerate(runs):
     run = out / "runs" / f"run{i}"
     run.mkdir(parents=True)
@@ -59,7 +59,10 @@ def test_ship_makes_a_builtin_model_with_its_card_and_restore_resumes(tmp_path):
   card = builtin_models.read_card(path)
   assert card["data"]["seconds"] == 663.5 and card["data"]["train_windows"] == 600
   assert card["data"]["f0_labels"] == "CREPE cascade, bfloat16, f0 at 100 frames/s"
+  assert card["data"]["prepare_wall_s"] == 99.0
   assert card["training"]["steps"] == 0 and card["training"]["wall_s"] == 40.0
+  assert card["training"]["batch_size"] == 16  # as the operative config binds it
+  assert card["training"]["learning_rate"] == pytest.approx(3e-4)
   assert card["eval"]["spectral_loss"] == 7.5
   assert card["transfer_quality"]["mfcc_score"] == 0.42
   assert os.path.exists(os.path.join(path, "MODEL.md"))
@@ -81,7 +84,7 @@ def test_ship_makes_a_builtin_model_with_its_card_and_restore_resumes(tmp_path):
   target = ship.restore("violin", out_root=str(fresh), dest_root=dest)
   assert target == str(fresh / "violin" / "models" / "violin")
   model_dir_lib.load_model(target)
-  assert json.loads((fresh / "violin" / "models" / "violin" / "model_settings.json")
+  assert json.loads((fresh / "violin" / "models" / "violin" / "corpus_model.json")
                     .read_text())["settings_hash"] == "h"  # the corpus job resumes, not restarts
 
 
