@@ -30,14 +30,16 @@ import tempfile
 from typing import List, Optional
 
 from ddsp_core import builtin_models
+from ddsp_core import model_dir as model_dir_lib
 from instruments.catalog import INSTRUMENTS
+from jobs import corpus
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "out")
 CORPUS = os.path.join(HERE, "corpus")
 # model.json, the dataset statistics (the transfer's octave shift) and the corpus job's settings
 # hash of the model (jobs/corpus.py MODEL_SETTINGS_FILE: a restored copy resumes, not restarts)
-KEEP_FILES = ("model.json", "dataset_statistics.json", "corpus_model.json")
+KEEP_FILES = (model_dir_lib.MODEL_INFO_FILE, model_dir_lib.STATS_FILE, corpus.MODEL_SETTINGS_FILE)
 
 
 def machine() -> str:
@@ -81,12 +83,12 @@ def _train_bindings(model_dir: str, step: int) -> dict:
 
 
 def _latest_step(model_dir: str) -> int:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  latest = tf.train.latest_checkpoint(model_dir)
-  if latest is None:
+  """The step of the model dir's latest complete checkpoint; FileNotFoundError without one."""
+  step = corpus.checkpoint_step(model_dir)
+  if not os.path.exists(os.path.join(model_dir, f"ckpt-{step}.index")):
     raise FileNotFoundError(f"{model_dir}: no checkpoint (train it with `make instruments "
                             f"INSTRUMENTS={os.path.basename(model_dir)}` first)")
-  return int(latest.rsplit("-", 1)[1])
+  return step
 
 
 def training_runs(out_dir: str, name: str) -> List[dict]:
@@ -98,6 +100,8 @@ def training_runs(out_dir: str, name: str) -> List[dict]:
     for stage in summary.get("stages", []):
       counters = stage.get("counters") or {}
       if stage.get("name") == f"train:{name}" and counters.get("steps_trained"):
+        # the corpus job's summary names no machine: the card names the one that ships, so
+        # ship on the host that trained (instruments/out is that host's, never committed)
         runs.append({"run_id": summary["run_id"], "from_step": counters["step_before"],
                      "to_step": counters["step"], "wall_s": round(stage["seconds"], 1),
                      "machine": machine()})
@@ -202,7 +206,7 @@ def ship(name: str, out_root: str = OUT, dest_root: str = builtin_models.ROOT,
     for file_name in KEEP_FILES:
       if os.path.exists(os.path.join(src, file_name)):
         shutil.copyfile(os.path.join(src, file_name), os.path.join(staged, file_name))
-    info_path = os.path.join(staged, "model.json")
+    info_path = os.path.join(staged, model_dir_lib.MODEL_INFO_FILE)
     with open(info_path, encoding="utf-8") as f:
       info = json.load(f)
     info["data"] = f"instruments/out/{name}/datasets/{name} (instruments/{name}.toml)"
