@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): constraints.txt setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q --upgrade "pip>=24"
-	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[test,dask]'
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[test,dask,studio]'
 	$(PY) -m pip check
 	@touch $(STAMP)
 

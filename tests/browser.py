@@ -47,16 +47,22 @@ def browser_binaries():
   return shutil.which("chromium"), shutil.which("chromedriver")
 
 
-def start_browser():
-  """A headless Chromium (selenium WebDriver) logging the console; quit() it when done."""
+def start_browser(extra_flags=(), performance_log: bool = False):
+  """A headless Chromium (selenium WebDriver) logging the console; quit() it when done.
+
+  Args:
+    extra_flags: More command-line flags (e.g. a fake microphone).
+    performance_log: Also log the DevTools network events (`driver.get_log("performance")`).
+  """
   from selenium import webdriver  # pylint: disable=g-import-not-at-top
   from selenium.webdriver.chrome.service import Service  # pylint: disable=g-import-not-at-top
   chromium, chromedriver = browser_binaries()
   options = webdriver.ChromeOptions()
   options.binary_location = chromium
-  for flag in BROWSER_FLAGS:
+  for flag in BROWSER_FLAGS + tuple(extra_flags):
     options.add_argument(flag)
-  options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+  logs = {"browser": "ALL", **({"performance": "ALL"} if performance_log else {})}
+  options.set_capability("goog:loggingPrefs", logs)
   return webdriver.Chrome(service=Service(chromedriver), options=options)
 
 

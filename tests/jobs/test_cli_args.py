@@ -21,6 +21,7 @@ MISSPELLED = [
     (["run", "c.toml"], "--sett", "--set"),
     (["status", "c.toml"], "--jsno", "--json"),
     (["models"], "--jsn", "--json"),
+    (["studio"], "--prot", "--port"),
 ]
 
 
@@ -108,3 +109,13 @@ def test_parsing_imports_no_tensorflow():
   done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                         check=True)
   assert done.stdout.strip() == "[]"
+
+
+def test_studio_refuses_a_non_positive_take_limit(capsys):
+  assert cli.main(["studio", "--max_take_minutes", "0"]) == cli.EXIT_RUN_FAILED
+  assert "--max_take_minutes must be positive" in capsys.readouterr().err
+
+
+def test_studio_listens_on_127_0_0_1_by_default():
+  args, _ = cli_flags.parse_command_line(cli.build_parser(), ["studio"])
+  assert (args.host, args.port, args.max_take_minutes) == ("127.0.0.1", 7860, 10.0)
