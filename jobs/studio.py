@@ -194,4 +194,6 @@ def serve(model_dirs=(), host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     print("note: no built-in models in this copy and no --models: upload a model zip")
   if host not in ("127.0.0.1", "localhost", "::1"):
     print(f"warning: listening on {host}: anyone who can reach this machine can use the page")
-  launch(studio, host, port, block=True)
+  print(f"ddsp-beam studio: http://{host}:{port}/ (models: {', '.join(studio.model_names())}; "
+        f"renders in {studio.work_dir}; Ctrl-C stops)", flush=True)
+  launch(studio, host, port, block=True, quiet=True)
