@@ -2,6 +2,7 @@
 
     python -m instruments.ship violin [--quality bench/results/DATE-transfer-quality.json]
     python -m instruments.ship --restore violin
+    python -m instruments.ship flute --card-only --quality bench/results/DATE-transfer-quality.json
 
 `make instruments` trains each instrument with its corpus job into
 instruments/out/<name>/models/<name> (not committed). Shipping copies the latest checkpoint of
@@ -12,6 +13,9 @@ its operative config, model.json and dataset statistics into ddsp_core/instrumen
 the architecture, every training run of the corpus job (steps, wall time, machine; runs shipped
 before are kept), the eval metrics and, with --quality, the medians of
 `bench/transfer_quality.py`. The built-in dir is replaced atomically.
+
+--card-only writes only the quality medians into an installed model's card (for a model shipped
+on a host whose instruments/out is gone; the weights and the rest of the card stay as shipped).
 
 --restore does the reverse: when instruments/out/<name>/models/<name> holds no checkpoint, it
 copies the shipped model there, so `make instruments` (or `ddsp-beam run instruments/<name>.toml
@@ -67,6 +71,8 @@ def _f0_labels(settings: dict) -> str:
     parts.append(str(settings["precision"]))
   if settings.get("f0_rate"):
     parts.append(f"f0 at {settings['f0_rate']} frames/s")
+  if settings.get("skip_silent_db") is not None:
+    parts.append(f"frames at or below {settings['skip_silent_db']:g} dB skipped")
   return ", ".join(parts)
 
 
@@ -226,6 +232,18 @@ def ship(name: str, out_root: str = OUT, dest_root: str = builtin_models.ROOT,
   return final
 
 
+def record_quality(name: str, quality: str, dest_root: str = builtin_models.ROOT) -> str:
+  """Writes the transfer-quality medians of `quality` into an installed model's card, weights
+  untouched (a model shipped on another host, whose instruments/out is gone); its path."""
+  path = builtin_models.installed(dest_root).get(name)
+  if not path:
+    raise FileNotFoundError(f"{name}: not installed in {dest_root} (ship it first)")
+  card = builtin_models.read_card(path)
+  card["transfer_quality"] = quality_summary(quality, name)
+  builtin_models.write_card(path, card)
+  return path
+
+
 def restore(name: str, out_root: str = OUT, dest_root: str = builtin_models.ROOT) -> Optional[str]:
   """Copies the shipped model back into out_root/<name>/models/<name> when that has no checkpoint.
 
@@ -251,6 +269,9 @@ def main(argv=None) -> int:
   ap.add_argument("names", nargs="+", help=f"instruments ({', '.join(INSTRUMENTS)})")
   ap.add_argument("--quality", help="JSON written by bench/transfer_quality.py (its medians go "
                                     "into the card)")
+  ap.add_argument("--card-only", action="store_true",
+                  help="with --quality: write the medians into the installed model's card only "
+                       "(no instruments/out needed; the weights stay as shipped)")
   ap.add_argument("--restore", action="store_true",
                   help="copy the shipped model back into instruments/out to resume training")
   args = ap.parse_args(argv)
@@ -259,8 +280,13 @@ def main(argv=None) -> int:
       print(f"unknown instrument {name!r} (instruments: {', '.join(INSTRUMENTS)})",
             file=sys.stderr)
       return 2
+  if args.card_only and not args.quality:
+    print("--card-only needs --quality JSON", file=sys.stderr)
+    return 2
   for name in args.names:
-    if args.restore:
+    if args.card_only:
+      print(f"[ship] {name}: transfer quality recorded in {record_quality(name, args.quality)}")
+    elif args.restore:
       target = restore(name)
       print(f"[ship] {name}: " + (f"restored the shipped model into {target}" if target else
                                   "nothing to restore (none shipped, or a checkpoint is there)"))

@@ -95,3 +95,30 @@ def test_ship_refuses_what_it_cannot_ship(tmp_path):
     ship.ship("flute", out_root=str(tmp_path), dest_root=str(tmp_path / "b"))
   assert not os.path.exists(tmp_path / "b" / "flute")
   assert ship.main(["cello"]) == 2
+
+
+def test_card_only_records_the_quality_of_an_installed_model(tmp_path):
+  out, corpus = corpus_job_output(tmp_path)
+  dest = str(tmp_path / "builtin")
+  path = ship.ship("violin", out_root=out, dest_root=dest, corpus_root=corpus)
+  before = builtin_models.read_card(path)
+  weights = (tmp_path / "builtin" / "violin" / "ckpt-0.index").read_bytes()
+  assert before["transfer_quality"] is None
+  quality = tmp_path / "quality.json"
+  quality.write_text(json.dumps({"crepe_model": "cascade", "summaries": [
+      {"model": "violin", "instrument": "violin", "takes": 5, "mfcc_score": 0.61,
+       "f0_error_cents": 4.0, "targets_met": True}]}))
+  assert ship.record_quality("violin", str(quality), dest_root=dest) == path
+  after = builtin_models.read_card(path)
+  assert after["transfer_quality"]["mfcc_score"] == 0.61
+  assert after["transfer_quality"]["source"] == "quality.json"
+  assert {k: v for k, v in after.items() if k != "transfer_quality"} == \
+      {k: v for k, v in before.items() if k != "transfer_quality"}
+  assert "- mfcc_score: 0.61" in (tmp_path / "builtin" / "violin" / "MODEL.md").read_text()
+  assert (tmp_path / "builtin" / "violin" / "ckpt-0.index").read_bytes() == weights
+  with pytest.raises(FileNotFoundError, match="flute: not installed"):
+    ship.record_quality("flute", str(quality), dest_root=dest)
+  with pytest.raises(ValueError, match="no summary for model 'violin'"):
+    quality.write_text(json.dumps({"crepe_model": "cascade", "summaries": []}))
+    ship.record_quality("violin", str(quality), dest_root=dest)
+  assert ship.main(["violin", "--card-only"]) == 2  # needs --quality
