@@ -13,7 +13,12 @@ instruments/catalog.py):
   shift (instruments/render.py, FluidSynth);
 - no transfer: the input against the reference at the input's pitch (no shift);
 - another real instrument: the same MIDI, same shift, on the same programme of the other
-  soundfont (FluidR3_GM <-> MuseScore_General).
+  soundfont (FluidR3_GM <-> MuseScore_General);
+- the model's ceiling (unless --no-ceiling): the reference itself through the model (adjustments
+  off: it already plays in the instrument's register), i.e. how close this model's timbre gets
+  when its input is the real instrument. ceiling = (d_input - d_resynth) / (d_input - d_other)
+  is the score a perfect transfer would reach with this model: a score near its ceiling says
+  the model's timbre limits the score, not the transfer of a foreign input.
 
 Distances are `ddsp_core.timbre_distance` (MFCC 1-19 and multi-scale log-spectrogram L1) and the
 score is (d_input - d_output) / (d_input - d_other): 0 = no closer than the input, 1 = as close
@@ -118,8 +123,37 @@ class References:
     return self.cache[key]
 
 
-def measure(models: List[str], corpus: str, crepe_model: str, work: str) -> List[dict]:
-  """One row per (model, take): the figures, the octave shift and the transfer's f0 error."""
+def resynthesis_figures(loaded, reference: np.ndarray, audio_in: np.ndarray,
+                        reference_at_input_pitch: np.ndarray, other: np.ndarray, crepe_model: str,
+                        work: str) -> Dict[str, float]:
+  """The model's ceiling for one take: the reference through the model, adjustments off.
+
+  Returns {'<figure>_resynth', '<figure>_ceiling'}: the distance of that resynthesis to the
+  reference, and the score it would give as a transfer's output.
+  """
+  from ddsp_core import timbre_distance as td  # pylint: disable=g-import-not-at-top
+  from pipelines import transfer  # pylint: disable=g-import-not-at-top
+  ref_wav = os.path.join(work, "reference.wav")
+  out_wav = os.path.join(work, "resynthesis.wav")
+  sf.write(ref_wav, reference, 16000)
+  row = transfer.transfer_file(ref_wav, [loaded], transfer.TransferConfig(
+      crepe_model=crepe_model, adjust=False), {loaded.name: out_wav})[0]
+  if row["status"] != "ok":
+    raise RuntimeError(f"resynthesis of the reference failed: {row.get('error_message')}")
+  d_in = td.distances(audio_in, reference_at_input_pitch)
+  d_resynth = td.distances(sf.read(out_wav)[0], reference)
+  d_other = td.distances(other, reference)
+  out = {}
+  for figure in FIGURES:
+    out[f"{figure}_resynth"] = d_resynth[figure]
+    out[f"{figure}_ceiling"] = td.transfer_score(d_in[figure], d_resynth[figure], d_other[figure])
+  return out
+
+
+def measure(models: List[str], corpus: str, crepe_model: str, work: str,
+            ceiling: bool = True) -> List[dict]:
+  """One row per (model, take): the figures, the octave shift and the transfer's f0 error (and,
+  with `ceiling`, the model's resynthesis of the reference: `resynthesis_figures`)."""
   from instruments.catalog import INSTRUMENTS  # pylint: disable=g-import-not-at-top
   from pipelines import transfer  # pylint: disable=g-import-not-at-top
   takes = sorted(glob.glob(os.path.join(corpus, "transfer", "*.wav")))
@@ -145,16 +179,19 @@ def measure(models: List[str], corpus: str, crepe_model: str, work: str) -> List
       semis = 12 * shift
       audio_in = sf.read(take_path)[0]
       audio_out = sf.read(out_wav)[0]
-      figures = score_take(audio_in, audio_out,
-                           refs.get(take, inst.soundfont, inst.program, semis),
-                           refs.get(take, inst.soundfont, inst.program, 0),
-                           refs.get(take, inst.other, inst.program, semis))
+      reference = refs.get(take, inst.soundfont, inst.program, semis)
+      at_input_pitch = refs.get(take, inst.soundfont, inst.program, 0)
+      other = refs.get(take, inst.other, inst.program, semis)
+      figures = score_take(audio_in, audio_out, reference, at_input_pitch, other)
+      if ceiling:
+        figures.update(resynthesis_figures(loaded, reference, audio_in, at_input_pitch, other,
+                                           crepe_model, work))
       rows.append(dict(base, octave_shift=shift, f0_error_cents=row["f0_error_cents_median"],
                        **figures))
       print(f"[transfer_quality] {label} {take}: shift {shift:+d}, MFCC score "
             f"{figures['mfcc_score']:.2f}, log-spectral score "
-            f"{figures['log_spectral_l1_score']:.2f}, f0 error {row['f0_error_cents_median']}",
-            flush=True)
+            f"{figures['log_spectral_l1_score']:.2f}, f0 error {row['f0_error_cents_median']}"
+            + (f", MFCC ceiling {figures['mfcc_ceiling']:.2f}" if ceiling else ""), flush=True)
   return rows
 
 
@@ -165,7 +202,7 @@ def _f(value, digits=2) -> str:
 
 
 def _median(values) -> Optional[float]:
-  values = [v for v in values if v is not None and np.isfinite(v)]
+  values = [v for v in values if v is not None and np.isfinite(v)]  # None: not measured
   return statistics.median(values) if values else None
 
 
@@ -182,6 +219,7 @@ def summarize(rows: List[dict]) -> List[dict]:
         "takes": len(ok), "failed": sum(r["status"] != "ok" for r in rows if r["model"] == model),
         "mfcc_score": score, "log_spectral_l1_score": _median(r["log_spectral_l1_score"] for r in ok),
         "f0_error_cents": cents,
+        "mfcc_ceiling": _median(r.get("mfcc_ceiling") for r in ok),
         "targets_met": bool(score is not None and score >= TARGET_SCORE and cents is not None
                             and cents <= TARGET_CENTS)})
   return out
@@ -196,21 +234,24 @@ def table(rows: List[dict], crepe_model: str) -> str:
            f"soundfont. Transfer with the Colab's adjustments, CREPE {crepe_model}; f0 error is "
            "the transfer report's median |f0 error| of the output (cents).", "",
            "| model | take | octave shift | MFCC in | MFCC out | MFCC other | MFCC score "
-           "| log-spec in | log-spec out | log-spec other | log-spec score | f0 error (cents) |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| log-spec in | log-spec out | log-spec other | log-spec score | f0 error (cents) "
+           "| MFCC resynth | MFCC ceiling |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
   for r in rows:
     if r["status"] != "ok":
-      lines.append(f"| {r['model']} | {r['take']} | failed: {r.get('error')} |" + " |" * 9)
+      lines.append(f"| {r['model']} | {r['take']} | failed: {r.get('error')} |" + " |" * 11)
       continue
     lines.append(
         f"| {r['model']} | {r['take']} | {r['octave_shift']:+d} | {_f(r['mfcc_input'], 1)} | "
         f"{_f(r['mfcc_output'], 1)} | {_f(r['mfcc_other'], 1)} | {_f(r['mfcc_score'])} | "
         f"{_f(r['log_spectral_l1_input'], 3)} | {_f(r['log_spectral_l1_output'], 3)} | "
         f"{_f(r['log_spectral_l1_other'], 3)} | {_f(r['log_spectral_l1_score'])} | "
-        f"{_f(r['f0_error_cents'], 1)} |")
+        f"{_f(r['f0_error_cents'], 1)} | {_f(r.get('mfcc_resynth'), 1)} | "
+        f"{_f(r.get('mfcc_ceiling'))} |")
   lines += ["", "| model | instrument | takes | median MFCC score | median log-spec score "
-            f"| median f0 error (cents) | targets (score >= {TARGET_SCORE}, f0 <= {TARGET_CENTS:g}) |",
-            "|---|---|---:|---:|---:|---:|---|"]
+            f"| median f0 error (cents) | median MFCC ceiling "
+            f"| targets (score >= {TARGET_SCORE}, f0 <= {TARGET_CENTS:g}) |",
+            "|---|---|---:|---:|---:|---:|---:|---|"]
   for s in summarize(rows):
     shortfall = ([f"score {_f(s['mfcc_score'])} < {TARGET_SCORE}"]
                  if s["mfcc_score"] is None or s["mfcc_score"] < TARGET_SCORE else []) + (
@@ -218,6 +259,7 @@ def table(rows: List[dict], crepe_model: str) -> str:
         if s["f0_error_cents"] is None or s["f0_error_cents"] > TARGET_CENTS else [])
     lines.append(f"| {s['model']} | {s['instrument']} | {s['takes']} | {_f(s['mfcc_score'])} | "
                  f"{_f(s['log_spectral_l1_score'])} | {_f(s['f0_error_cents'], 1)} | "
+                 f"{_f(s.get('mfcc_ceiling'))} | "
                  f"{'met' if s['targets_met'] else 'not met: ' + ', '.join(shortfall)} |")
   return "\n".join(lines) + "\n"
 
@@ -230,6 +272,8 @@ def main(argv=None) -> int:
   ap.add_argument("--corpus", default=CORPUS, help="the shared corpus (transfer/ and midi/)")
   ap.add_argument("--crepe_model", default=crepe_lib.DEFAULT_MODEL,
                   help="CREPE capacity of the transfers (default: transfer's own default)")
+  ap.add_argument("--no-ceiling", dest="ceiling", action="store_false",
+                  help="skip the model's resynthesis of each reference (half the time)")
   ap.add_argument("--out", default=os.path.join(
       REPO, "bench", "results", f"{datetime.date.today().isoformat()}-transfer-quality.md"))
   args = ap.parse_args(argv)
@@ -244,7 +288,7 @@ def main(argv=None) -> int:
     return 0
   sys.path.insert(0, REPO)  # instruments/ is a development folder, not an installed package
   with tempfile.TemporaryDirectory() as work:
-    rows = measure(models, args.corpus, args.crepe_model, work)
+    rows = measure(models, args.corpus, args.crepe_model, work, ceiling=args.ceiling)
   text = table(rows, args.crepe_model)
   print("\n" + text)
   from pipelines import publish  # pylint: disable=g-import-not-at-top

@@ -67,6 +67,14 @@ def test_scores_on_one_take(clips, tmp_path):
   out = transfer_quality.score_take(take, sf.read(str(tmp_path / "out.wav"))[0], ref, ref, other)
   for figure in transfer_quality.FIGURES:
     assert np.isfinite(out[f"{figure}_score"]), out
+  # The model's ceiling: the reference itself through the same model (adjustments off).
+  loaded = transfer.LoadedModel("violin", str(model))
+  ceiling = transfer_quality.resynthesis_figures(loaded, ref, take, ref, other, "tiny",
+                                                 str(tmp_path))
+  for figure in transfer_quality.FIGURES:
+    assert ceiling[f"{figure}_resynth"] > 0  # an untrained model is no real violin
+    assert ceiling[f"{figure}_ceiling"] < 1.0 and np.isfinite(ceiling[f"{figure}_ceiling"])
+  out.update(ceiling)
   rows = [dict(out, model="m", instrument="violin", take="t", status="ok", octave_shift=0,
                f0_error_cents=12.0),
           dict(model="m", instrument="violin", take="u", status="failed", error="x")]
@@ -74,6 +82,7 @@ def test_scores_on_one_take(clips, tmp_path):
   (summary,) = transfer_quality.summarize(rows)
   assert summary["takes"] == 1 and summary["failed"] == 1
   assert summary["mfcc_score"] == out["mfcc_score"] and summary["f0_error_cents"] == 12.0
+  assert summary["mfcc_ceiling"] == out["mfcc_ceiling"]
   assert summary["targets_met"] == (out["mfcc_score"] >= transfer_quality.TARGET_SCORE)
 
 
