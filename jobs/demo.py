@@ -3,7 +3,7 @@
 demo/corpus.toml says what runs: prepare the violin recordings (CREPE tiny,
 2-second windows, one recording held out for eval), train tiny_instrument.gin
 on them for a few hundred steps (30 when CI=true), transfer the voice and
-trumpet recordings through the model, and write the report. Rerunning does
+trumpet recordings through the model and the shipped instruments, and write the report. Rerunning does
 only what changed (nothing, the second time).
 """
 

@@ -11,6 +11,7 @@ import os
 import pathlib
 import re
 import time
+import tomllib
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,34 +46,43 @@ def check_fits_and_footer(driver, screenshot):
   assert ISO_TIME.fullmatch(written), written
 
 
+def demo_transfer_rows() -> int:
+  """Two takes through each model of demo/corpus.toml: its own and the shipped instruments."""
+  with open(demo.DEMO_CONFIG, "rb") as f:
+    models = tomllib.load(f)["transfer"]["models"]
+  assert len(models) >= 2 and models[0] == "violin"  # the demo's model comes first
+  return 2 * len(models)
+
+
 def test_demo_runs_and_its_report_renders(tmp_path, browser):
   out = tmp_path / "demo_out"
+  n = demo_transfer_rows()
   assert demo.main(["--output", str(out), "--steps", "10"]) == 0
   runs = sorted(os.listdir(out / "runs"))
   with open(out / "runs" / runs[-1] / "summary.json", encoding="utf-8") as f:
     stages = {s["name"]: s for s in json.load(f)["stages"]}
   assert stages["prepare:violin"]["counters"]["files_computed"] == 3
   assert stages["train:violin"]["counters"]["steps_trained"] == 10
-  assert stages["transfer"]["counters"]["rendered"] == 2 * 2  # the demo's model, the shipped one
+  assert stages["transfer"]["counters"]["rendered"] == n
   metrics = json.load(open(out / "models" / "violin" / "eval" / "metrics.json", encoding="utf-8"))
   assert metrics["step"] == 10 and metrics["spectral_loss"] > 0
 
   browser.get((out / "report" / "index.html").as_uri())
   assert browser_lib.wait(browser, "return document.readyState === 'complete'")
   assert browser.title.startswith("ddsp-beam run ")
-  for table, rows in (("#stages", 3 + 1), ("#transfer", 4 + 1), (".files", 3 + 1)):
+  for table, rows in (("#stages", 3 + 1), ("#transfer", n + 1), (".files", 3 + 1)):
     assert len(browser.find_elements("css selector", f"{table} tr")) == rows, table
   assert len(browser.find_elements("css selector", "#runs tr")) >= 2
   images = browser.execute_script(
       "return Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth]);")
-  assert len(images) == 1 + 1 + 4  # dataset histograms, training curve, a plot per transfer row
+  assert len(images) == 1 + 1 + n  # dataset histograms, training curve, a plot per transfer row
   assert all(complete and width > 0 for _, complete, width in images), images
   loaded = browser_lib.wait(browser, "return Array.from(document.querySelectorAll('audio'))"
                  ".every(a => a.readyState >= 1 || a.error);")
   audio = browser.execute_script(
       "return Array.from(document.querySelectorAll('audio'))"
       ".map(a => [a.currentSrc, a.readyState, a.error ? a.error.code : null, a.duration]);")
-  assert loaded and len(audio) == 4 * 2, audio  # input and output of each transfer row
+  assert loaded and len(audio) == n * 2, audio  # input and output of each transfer row
   assert all(ready >= 1 and error is None and duration > 2 for _, ready, error, duration in audio), audio
   errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
   assert not errors, errors
@@ -80,9 +90,9 @@ def test_demo_runs_and_its_report_renders(tmp_path, browser):
 
   browser_lib.open_page(browser, (out / "transfer" / "index.html").as_uri())
   found = browser_lib.media(browser)
-  assert len(found["audio"]) == 4 * 2 and all(
+  assert len(found["audio"]) == n * 2 and all(
       ready >= 1 and error is None and duration > 2 for _, ready, error, duration in found["audio"])
-  assert len(found["images"]) == 4 and all(done and width > 0 for _, done, width in found["images"])
+  assert len(found["images"]) == n and all(done and width > 0 for _, done, width in found["images"])
   check_fits(browser, tmp_path / "demo_transfer_index.png")
 
 
