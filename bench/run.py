@@ -25,8 +25,8 @@ Figures (each a median over --repeats runs where cheap):
   per folder of the default and its levers (bench/pitch_vs_magenta.py; about 90 minutes);
 - transfer_quality: how close the shipped instruments' and the demo model's transfers of the
   shared transfer takes come to real instruments (bench/transfer_quality.py; needs FluidSynth);
-- studio: a re-render of a 20 s take through the shipped violin from cached features against
-  its first render (bench/studio.py);
+- studio: a re-render of a 20 s take through the shipped violin from cached features, until the
+  output plays and until its f0 error shows, against its first render (bench/studio.py);
 - runners: `ddsp-beam prepare` (tiny) on train/ with the DirectRunner in one
   process and with 2 worker processes, and on a Dask LocalCluster of 2
   worker processes (`--runner=dask --dask_workers=2`, cluster start included),

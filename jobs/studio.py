@@ -4,7 +4,9 @@ Record or upload a take -> its loudness, f0 and confidence -> a model (the
 shipped instruments, `--models` dirs, an uploaded zip) -> the Colab's
 adjustments -> the output, its spectrogram beside the input's, and its f0
 error and loudness L1. Every change of a control re-renders from the take's
-cached features (`jobs.studio_session`). "Add to batch" writes the page's
+cached features (`jobs.studio_session`): the output plays as soon as it is
+synthesized, its measured figures follow (CREPE on the output costs many
+times the synthesis). "Add to batch" writes the page's
 settings as a corpus config's `[transfer]` section.
 
 Offline and local: analytics off, no share link, no server-side rendering
@@ -41,14 +43,17 @@ def import_gradio():
 
 
 def _metrics_markdown(result: studio_session.Render, model: str) -> str:
-  f0 = ("no confident output frames" if result.f0_error_cents is None
-        else f"{result.f0_error_cents:.1f} cents")
   features = ("features cached" if result.seconds_features == 0
               else f"features {result.seconds_features:.1f} s")
+  rendered = (f"octave shift {result.octave_shift:+d} · {result.duration_s:.2f} s of audio "
+              f"rendered in {result.seconds_render:.1f} s ({features})")
+  if not result.measured:
+    return f"**{model}**: {rendered} · measuring the output's pitch and loudness…"
+  f0 = ("no confident output frames" if result.f0_error_cents is None
+        else f"{result.f0_error_cents:.1f} cents")
   return (f"**{model}**: f0 error **{f0}** (median over note-on frames) · loudness L1 "
-          f"**{result.loudness_l1_db:.2f} dB** · octave shift {result.octave_shift:+d} · "
-          f"{result.duration_s:.2f} s of audio rendered in {result.seconds_render:.1f} s "
-          f"({features})")
+          f"**{result.loudness_l1_db:.2f} dB** · {rendered}, measured in "
+          f"{result.seconds_measure:.1f} s")
 
 
 def _take_markdown(take: studio_session.Take) -> str:
@@ -73,6 +78,7 @@ def build_app(studio: studio_session.Studio):
 
   with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
     take_key = gr.State("")
+    last_render = gr.State(None)  # (render, model name) of the latest render, to measure
     gr.Markdown(f"# {TITLE}\nRecord or upload a take, pick an instrument, adjust, listen. "
                 "The same adjustments and renderer as `ddsp-beam transfer`.")
     with gr.Row():
@@ -131,18 +137,30 @@ def build_app(studio: studio_session.Studio):
       except studio_session.StudioError as e:
         return "", None, _error_markdown(e)
 
-    def on_render(key, model_name, *values):
+    latest = {}  # browser session -> the wav of its latest render (only that one is measured)
+
+    def on_render(request: gr.Request, key, model_name, *values):
       if not key:
-        return gr.update(), gr.update(), gr.update(), gr.update()
+        return gr.update(), gr.update(), gr.update(), gr.update(), None
       try:
         if not model_name:
           raise studio_session.StudioError("pick a model")
         loaded = studio.take(key)
-        result = studio.render(loaded, model_name, config_of(values))
+        result = studio.render(loaded, model_name, config_of(values), measure=False)
+        latest[request.session_hash] = result.wav_path
         return (result.wav_path, result.spectrogram_png, _metrics_markdown(result, model_name),
-                _take_markdown(loaded))
+                _take_markdown(loaded), (result, model_name))
       except (studio_session.StudioError, ValueError) as e:
-        return None, None, "", _error_markdown(e)
+        return None, None, "", _error_markdown(e), None
+
+    def on_measure(request: gr.Request, rendered):
+      if not rendered or latest.get(request.session_hash) != rendered[0].wav_path:
+        return gr.update()  # a newer render replaced it while it waited: that one's follows
+      result, model_name = rendered
+      try:
+        return _metrics_markdown(studio.measure(result), model_name)
+      except studio_session.StudioError as e:
+        return _error_markdown(e)
 
     def on_model_zip(path, current):
       if not path:
@@ -159,17 +177,22 @@ def build_app(studio: studio_session.Studio):
       return studio.batch_section(model_name, config_of(values))
 
     render_inputs = [take_key, model] + controls
-    render_outputs = [output, spectrograms, metrics, status]
+    render_outputs = [output, spectrograms, metrics, status, last_render]
     one = {"concurrency_id": "studio", "concurrency_limit": 1}  # one job at a time: one CPU
-    take.change(on_take, [take, model], [take_key, features_plot, status], **one).then(
-        on_render, render_inputs, render_outputs, **one)
+
+    def then_measure(event):
+      # the output plays first; its f0 error and loudness L1 follow (CREPE on the output)
+      event.then(on_measure, [last_render], [metrics], **one)
+
+    then_measure(take.change(on_take, [take, model], [take_key, features_plot, status], **one)
+                 .then(on_render, render_inputs, render_outputs, **one))
     model_zip.upload(on_model_zip, [model_zip, model], [model, status], **one)
-    model.change(on_render, render_inputs, render_outputs, **one)
-    render_button.click(on_render, render_inputs, render_outputs, **one)
+    then_measure(model.change(on_render, render_inputs, render_outputs, **one))
+    then_measure(render_button.click(on_render, render_inputs, render_outputs, **one))
     for control in (adjust, chromatic):
-      control.change(on_render, render_inputs, render_outputs, **one)
+      then_measure(control.change(on_render, render_inputs, render_outputs, **one))
     for control in (threshold, quiet, autotune, pitch_shift, loudness_shift):
-      control.release(on_render, render_inputs, render_outputs, **one)
+      then_measure(control.release(on_render, render_inputs, render_outputs, **one))
     batch_button.click(on_batch, [model] + controls, batch)
   return app
 

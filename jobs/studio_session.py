@@ -3,8 +3,12 @@
 One take is decoded and analysed once (per model convention); every change of
 a control re-runs only the Colab's adjustments, the synthesis and the
 measurement of the output, with the functions `ddsp-beam transfer` runs
-(`pipelines.transfer.adjust_for`, `synthesize`, `measure`). `jobs.studio`
-puts a Gradio page in front of this; tests and benches drive it directly.
+(`pipelines.transfer.adjust_for`, `synthesize`, `measure`). The measurement
+(CREPE on the output, for its f0 error) costs many times the synthesis, so a
+render can leave it for later (`render(..., measure=False)`, then `measure`):
+the page plays the output first and shows its figures when they are ready.
+`jobs.studio` puts a Gradio page in front of this; tests and benches drive it
+directly.
 """
 
 import collections
@@ -30,6 +34,7 @@ from pipelines import transfer_conventions as conventions_lib
 
 DEFAULT_MAX_TAKE_MINUTES = 10.0
 MAX_TAKES = 4  # analysed takes kept in memory (LRU); a take of 10 minutes is ~40 MB
+MAX_PENDING = 2  # renders whose measurement is still to come (their output kept in memory)
 
 # The Colab's controls: (minimum, maximum, step, default).
 CONTROLS = {
@@ -59,15 +64,20 @@ class Take:
 
 @dataclasses.dataclass
 class Render:
-  """One render of a take through a model."""
+  """One render of a take through a model (its figures None until it is measured)."""
   wav_path: str
   spectrogram_png: str
-  f0_error_cents: Optional[float]
-  loudness_l1_db: float
+  f0_error_cents: Optional[float]  # None: not measured yet, or no confident output frame
+  loudness_l1_db: Optional[float]  # None: not measured yet
   octave_shift: int
   seconds_features: float  # 0 when the take's features were cached
-  seconds_render: float  # adjustments + synthesis + measurement
+  seconds_render: float  # adjustments + synthesis
   duration_s: float
+  seconds_measure: Optional[float] = None  # the output's CREPE and loudness; None until measured
+
+  @property
+  def measured(self) -> bool:
+    return self.seconds_measure is not None
 
 
 def _digest(path: str) -> str:
@@ -127,6 +137,7 @@ class Studio:
                            "f0_rate": f0_rate or None}
     self._crepe = None
     self._takes = collections.OrderedDict()
+    self._pending = collections.OrderedDict()  # wav path -> what `measure` needs
     self._lock = threading.Lock()
     self._renders = 0
 
@@ -234,15 +245,16 @@ class Studio:
 
   # -- renders ------------------------------------------------------------
 
-  def render(self, take: Take, model_name: str, config: transfer_lib.TransferConfig) -> Render:
+  def render(self, take: Take, model_name: str, config: transfer_lib.TransferConfig,
+             measure: bool = True) -> Render:
     """Adjusts the take's cached features, synthesizes (piecewise: memory is bounded by the
-    renderer's piece, not the take), measures the output and writes WAV and spectrograms."""
+    renderer's piece, not the take) and writes WAV and spectrograms; measures the output's f0
+    error and loudness L1 too, or with `measure=False` leaves that to `measure(render)`."""
     model = self.loaded(model_name)
     analysis = self.features(take, model_name, config)
     started = time.time()
     adjusted = transfer_lib.adjust_for(model, analysis["features"], config)
     out = transfer_lib.synthesize(model, adjusted, len(take.audio))
-    out16, _, comparison = transfer_lib.measure(model, out, adjusted, config, self._crepe_model())
     seconds_render = time.time() - started
     with self._lock:
       self._renders += 1
@@ -252,13 +264,35 @@ class Studio:
     wav = os.path.join(self.work_dir, stem + ".wav")
     rate = model.conventions.sample_rate
     transfer_lib.write_wav(wav, out, rate)
+    out16 = audio_lib.resample(out, rate, conventions_lib.ANALYSIS_SAMPLE_RATE)
     png = plotting.plot_spectrograms(take.audio, out16, os.path.join(self.work_dir, stem + ".png"),
                                      sample_rate=conventions_lib.ANALYSIS_SAMPLE_RATE,
                                      labels=(take.name, f"{model_name} output"))
-    return Render(wav, png, comparison["f0_error_cents_median"], comparison["loudness_l1_db"],
-                  int(adjusted["octave_shift"]),
-                  0.0 if analysis["cached"] else analysis["seconds"], seconds_render,
-                  len(out) / rate)
+    result = Render(wav, png, None, None, int(adjusted["octave_shift"]),
+                    0.0 if analysis["cached"] else analysis["seconds"], seconds_render,
+                    len(out) / rate)
+    with self._lock:
+      self._pending[wav] = (model, out, adjusted, config)
+      while len(self._pending) > MAX_PENDING:
+        self._pending.popitem(last=False)
+    return self.measure(result) if measure else result
+
+  def measure(self, result: Render) -> Render:
+    """`result` with the output's f0 error and loudness L1 (CREPE and loudness of the output
+    against the adjusted targets, as the transfer report's). Raises `StudioError` when the
+    render is no longer held (more than MAX_PENDING renders since)."""
+    if result.measured:
+      return result
+    with self._lock:
+      pending = self._pending.pop(result.wav_path, None)
+    if pending is None:
+      raise StudioError("that render is gone (newer renders replaced it): render again")
+    model, out, adjusted, config = pending
+    started = time.time()
+    _, _, comparison = transfer_lib.measure(model, out, adjusted, config, self._crepe_model())
+    return dataclasses.replace(result, f0_error_cents=comparison["f0_error_cents_median"],
+                               loudness_l1_db=comparison["loudness_l1_db"],
+                               seconds_measure=time.time() - started)
 
   # -- "Add to batch" -----------------------------------------------------
 

@@ -67,6 +67,29 @@ def test_a_render_follows_the_take_and_reuses_its_features(studio, write_wav):
   assert os.path.getsize(louder.spectrogram_png) > 1000
 
 
+def test_a_render_plays_first_and_is_measured_after(studio, write_wav):
+  """The page's order: the output (and its spectrograms) without the output's CREPE, then the
+  figures, the same as a render measured at once."""
+  take = studio.load_take(write_wav("a4.wav", tone(440.0, seconds=2.0, harmonics=6)))
+  config = studio_session.control_config(**studio.crepe_settings)
+  at_once = studio.render(take, "violin", config)
+  quick = studio.render(take, "violin", config, measure=False)
+  assert not quick.measured and quick.f0_error_cents is None and quick.loudness_l1_db is None
+  assert os.path.getsize(quick.wav_path) > 1000 and os.path.getsize(quick.spectrogram_png) > 1000
+  np.testing.assert_array_equal(sf.read(quick.wav_path)[0], sf.read(at_once.wav_path)[0])
+  measured = studio.measure(quick)
+  assert measured.measured and measured.seconds_measure > 0 and measured.wav_path == quick.wav_path
+  assert measured.f0_error_cents == pytest.approx(at_once.f0_error_cents)
+  assert measured.loudness_l1_db == pytest.approx(at_once.loudness_l1_db)
+  assert studio.measure(measured) is measured  # nothing to do twice
+  # Only the latest MAX_PENDING unmeasured renders are held; an older one says to render again.
+  old = studio.render(take, "violin", config, measure=False)
+  for _ in range(studio_session.MAX_PENDING):
+    studio.render(take, "violin", config, measure=False)
+  with pytest.raises(studio_session.StudioError, match="render again"):
+    studio.measure(old)
+
+
 def test_uploaded_zips_are_checked(studio, tmp_path):
   evil = tmp_path / "evil.zip"
   with zipfile.ZipFile(evil, "w") as z:
