@@ -17,8 +17,9 @@ instruments/catalog.py):
 - the model's ceiling (unless --no-ceiling): the reference itself through the model (adjustments
   off: it already plays in the instrument's register), i.e. how close this model's timbre gets
   when its input is the real instrument. ceiling = (d_input - d_resynth) / (d_input - d_other)
-  is the score a perfect transfer would reach with this model: a score near its ceiling says
-  the model's timbre limits the score, not the transfer of a foreign input.
+  estimates what a transfer can reach through this model (an estimate, not a bound: a transfer
+  can land a little above it); a score near its ceiling says the model's own timbre limits the
+  score, not the transfer of a foreign input.
 
 Distances are `ddsp_core.timbre_distance` (MFCC 1-19 and multi-scale log-spectrogram L1) and the
 score is (d_input - d_output) / (d_input - d_other): 0 = no closer than the input, 1 = as close
@@ -135,7 +136,7 @@ def resynthesis_figures(loaded, reference: np.ndarray, audio_in: np.ndarray,
   from pipelines import transfer  # pylint: disable=g-import-not-at-top
   ref_wav = os.path.join(work, "reference.wav")
   out_wav = os.path.join(work, "resynthesis.wav")
-  sf.write(ref_wav, reference, 16000)
+  sf.write(ref_wav, reference, 16000, subtype="FLOAT")
   row = transfer.transfer_file(ref_wav, [loaded], transfer.TransferConfig(
       crepe_model=crepe_model, adjust=False), {loaded.name: out_wav})[0]
   if row["status"] != "ok":
@@ -170,7 +171,8 @@ def measure(models: List[str], corpus: str, crepe_model: str, work: str,
       take = os.path.splitext(os.path.basename(take_path))[0]
       out_wav = os.path.join(work, label, take + ".wav")
       row = transfer.transfer_file(take_path, [loaded], config, {label: out_wav})[0]
-      base = dict(model=label, instrument=instrument, take=take, status=row["status"])
+      base = dict(model=label, instrument=instrument, take=take, status=row["status"],
+                  path=os.path.abspath(path))
       if row["status"] != "ok":
         rows.append(dict(base, error=row.get("error_message")))
         print(f"[transfer_quality] {label} {take}: FAILED {row.get('error_message')}", flush=True)
@@ -220,6 +222,8 @@ def summarize(rows: List[dict]) -> List[dict]:
         "mfcc_score": score, "log_spectral_l1_score": _median(r["log_spectral_l1_score"] for r in ok),
         "f0_error_cents": cents,
         "mfcc_ceiling": _median(r.get("mfcc_ceiling") for r in ok),
+        "log_spectral_l1_ceiling": _median(r.get("log_spectral_l1_ceiling") for r in ok),
+        "path": next(r.get("path") for r in rows if r["model"] == model),
         "targets_met": bool(score is not None and score >= TARGET_SCORE and cents is not None
                             and cents <= TARGET_CENTS)})
   return out

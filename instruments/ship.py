@@ -119,14 +119,23 @@ def _merge_runs(old: List[dict], new: List[dict]) -> List[dict]:
   return sorted(old + [r for r in new if r["run_id"] not in seen], key=lambda r: r["to_step"])
 
 
-def quality_summary(path: Optional[str], instrument: str) -> Optional[dict]:
-  """The medians of bench/transfer_quality.py's JSON for the model that targets `instrument`."""
+def quality_summary(path: Optional[str], instrument: str,
+                    model_dir: Optional[str] = None) -> Optional[dict]:
+  """The medians of bench/transfer_quality.py's JSON for the model that targets `instrument`;
+  with `model_dir`, refused unless they were measured on that dir (where the JSON says)."""
   if not path:
     return None
   with open(path, encoding="utf-8") as f:
     report = json.load(f)
   for summary in report["summaries"]:
     if summary["model"] == instrument:
+      if summary.get("instrument", instrument) != instrument:
+        raise ValueError(f"{path}: model {instrument!r} was measured as a "
+                         f"{summary['instrument']}, not a {instrument}")
+      measured = summary.pop("path", None)  # a machine path: not for the card
+      if model_dir and measured and os.path.realpath(measured) != os.path.realpath(model_dir):
+        raise ValueError(f"{path}: model {instrument!r} was measured at {measured}, not at "
+                         f"{model_dir}")
       return dict(summary, source=os.path.basename(path), crepe_model=report["crepe_model"])
   raise ValueError(f"{path}: no summary for model {instrument!r} "
                    f"(it has {[s['model'] for s in report['summaries']]})")
@@ -223,7 +232,7 @@ def ship(name: str, out_root: str = OUT, dest_root: str = builtin_models.ROOT,
       shutil.copyfile(os.path.join(src, "eval", "metrics.json"),
                       os.path.join(staged, "eval", "metrics.json"))
     card = build_card(name, src, step, out_dir, os.path.join(corpus_root, name), old_card,
-                      quality_summary(quality, name))
+                      quality_summary(quality, name, model_dir=final))
     builtin_models.write_card(staged, card)
     publish.replace_directory(staged, final)
   except BaseException:
@@ -239,7 +248,7 @@ def record_quality(name: str, quality: str, dest_root: str = builtin_models.ROOT
   if not path:
     raise FileNotFoundError(f"{name}: not installed in {dest_root} (ship it first)")
   card = builtin_models.read_card(path)
-  card["transfer_quality"] = quality_summary(quality, name)
+  card["transfer_quality"] = quality_summary(quality, name, model_dir=path)
   builtin_models.write_card(path, card)
   return path
 
@@ -280,8 +289,8 @@ def main(argv=None) -> int:
       print(f"unknown instrument {name!r} (instruments: {', '.join(INSTRUMENTS)})",
             file=sys.stderr)
       return 2
-  if args.card_only and not args.quality:
-    print("--card-only needs --quality JSON", file=sys.stderr)
+  if args.card_only and (not args.quality or args.restore):
+    print("--card-only needs --quality JSON, and not --restore", file=sys.stderr)
     return 2
   for name in args.names:
     if args.card_only:

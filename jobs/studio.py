@@ -137,7 +137,9 @@ def build_app(studio: studio_session.Studio):
       except studio_session.StudioError as e:
         return "", None, _error_markdown(e)
 
-    latest = {}  # browser session -> the wav of its latest render (only that one is measured)
+    # browser session -> the wav of its latest render (only that one is measured); one short
+    # string per session that rendered, for the server's lifetime
+    latest = {}
 
     def on_render(request: gr.Request, key, model_name, *values):
       if not key:
@@ -146,7 +148,8 @@ def build_app(studio: studio_session.Studio):
         if not model_name:
           raise studio_session.StudioError("pick a model")
         loaded = studio.take(key)
-        result = studio.render(loaded, model_name, config_of(values), measure=False)
+        result = studio.render(loaded, model_name, config_of(values), measure=False,
+                               owner=request.session_hash)
         latest[request.session_hash] = result.wav_path
         return (result.wav_path, result.spectrogram_png, _metrics_markdown(result, model_name),
                 _take_markdown(loaded), (result, model_name))
@@ -154,11 +157,15 @@ def build_app(studio: studio_session.Studio):
         return None, None, "", _error_markdown(e), None
 
     def on_measure(request: gr.Request, rendered):
+      # `rendered` is the session's latest render when this runs (Gradio reads State on the
+      # server), so two queued measures may both see the same one: the second finds it gone.
       if not rendered or latest.get(request.session_hash) != rendered[0].wav_path:
-        return gr.update()  # a newer render replaced it while it waited: that one's follows
+        return gr.update()
       result, model_name = rendered
       try:
-        return _metrics_markdown(studio.measure(result), model_name)
+        return _metrics_markdown(studio.measure(result, owner=request.session_hash), model_name)
+      except studio_session.RenderGone:  # measured by an earlier queued measure: shown already
+        return gr.update()
       except studio_session.StudioError as e:
         return _error_markdown(e)
 

@@ -34,7 +34,7 @@ from pipelines import transfer_conventions as conventions_lib
 
 DEFAULT_MAX_TAKE_MINUTES = 10.0
 MAX_TAKES = 4  # analysed takes kept in memory (LRU); a take of 10 minutes is ~40 MB
-MAX_PENDING = 2  # renders whose measurement is still to come (their output kept in memory)
+MAX_PENDING = 8  # owners (page sessions) whose latest render awaits its measurement (output held)
 
 # The Colab's controls: (minimum, maximum, step, default).
 CONTROLS = {
@@ -48,6 +48,10 @@ CONTROLS = {
 
 class StudioError(ValueError):
   """What the page shows instead of a result: names the file and the reason."""
+
+
+class RenderGone(StudioError):
+  """A render's measurement was asked for after it was measured or replaced."""
 
 
 @dataclasses.dataclass
@@ -137,7 +141,7 @@ class Studio:
                            "f0_rate": f0_rate or None}
     self._crepe = None
     self._takes = collections.OrderedDict()
-    self._pending = collections.OrderedDict()  # wav path -> what `measure` needs
+    self._pending = collections.OrderedDict()  # owner -> (wav path, what `measure` needs)
     self._lock = threading.Lock()
     self._renders = 0
 
@@ -246,10 +250,14 @@ class Studio:
   # -- renders ------------------------------------------------------------
 
   def render(self, take: Take, model_name: str, config: transfer_lib.TransferConfig,
-             measure: bool = True) -> Render:
+             measure: bool = True, owner: str = "") -> Render:
     """Adjusts the take's cached features, synthesizes (piecewise: memory is bounded by the
     renderer's piece, not the take) and writes WAV and spectrograms; measures the output's f0
-    error and loudness L1 too, or with `measure=False` leaves that to `measure(render)`."""
+    error and loudness L1 too, or with `measure=False` leaves that to `measure(render, owner)`.
+
+    Each owner (a page session) has at most one render awaiting its measurement, its latest:
+    a newer render of the same owner replaces it; other owners' renders do not.
+    """
     model = self.loaded(model_name)
     analysis = self.features(take, model_name, config)
     started = time.time()
@@ -271,23 +279,34 @@ class Studio:
     result = Render(wav, png, None, None, int(adjusted["octave_shift"]),
                     0.0 if analysis["cached"] else analysis["seconds"], seconds_render,
                     len(out) / rate)
+    if measure:
+      return self._measured(result, model, out, adjusted, config)
     with self._lock:
-      self._pending[wav] = (model, out, adjusted, config)
+      self._pending[owner] = (wav, model, out, adjusted, config)
+      self._pending.move_to_end(owner)
       while len(self._pending) > MAX_PENDING:
         self._pending.popitem(last=False)
-    return self.measure(result) if measure else result
+    return result
 
-  def measure(self, result: Render) -> Render:
+  def measure(self, result: Render, owner: str = "") -> Render:
     """`result` with the output's f0 error and loudness L1 (CREPE and loudness of the output
-    against the adjusted targets, as the transfer report's). Raises `StudioError` when the
-    render is no longer held (more than MAX_PENDING renders since)."""
+    against the adjusted targets, as the transfer report's).
+
+    Raises:
+      RenderGone: `result` is not its owner's render awaiting measurement (measured already,
+        or replaced by a newer render of that owner, or its owner was the least recently seen
+        of more than MAX_PENDING).
+    """
     if result.measured:
       return result
     with self._lock:
-      pending = self._pending.pop(result.wav_path, None)
-    if pending is None:
-      raise StudioError("that render is gone (newer renders replaced it): render again")
-    model, out, adjusted, config = pending
+      pending = self._pending.get(owner)
+      if pending is None or pending[0] != result.wav_path:
+        raise RenderGone("that render was measured or replaced by a newer one: render again")
+      del self._pending[owner]
+    return self._measured(result, *pending[1:])
+
+  def _measured(self, result: Render, model, out, adjusted, config) -> Render:
     started = time.time()
     _, _, comparison = transfer_lib.measure(model, out, adjusted, config, self._crepe_model())
     return dataclasses.replace(result, f0_error_cents=comparison["f0_error_cents_median"],

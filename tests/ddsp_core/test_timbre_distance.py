@@ -71,9 +71,13 @@ def test_scores_on_one_take(clips, tmp_path):
   loaded = transfer.LoadedModel("violin", str(model))
   ceiling = transfer_quality.resynthesis_figures(loaded, ref, take, ref, other, "tiny",
                                                  str(tmp_path))
+  resynthesis = sf.read(str(tmp_path / "resynthesis.wav"))[0]
+  as_output = transfer_quality.score_take(take, resynthesis, ref, ref, other)
   for figure in transfer_quality.FIGURES:
     assert ceiling[f"{figure}_resynth"] > 0  # an untrained model is no real violin
-    assert ceiling[f"{figure}_ceiling"] < 1.0 and np.isfinite(ceiling[f"{figure}_ceiling"])
+    assert ceiling[f"{figure}_ceiling"] < 1.0
+    # the ceiling is the score of the reference's resynthesis taken as the transfer's output
+    assert ceiling[f"{figure}_ceiling"] == pytest.approx(as_output[f"{figure}_score"])
   out.update(ceiling)
   rows = [dict(out, model="m", instrument="violin", take="t", status="ok", octave_shift=0,
                f0_error_cents=12.0),

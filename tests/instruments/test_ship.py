@@ -122,3 +122,19 @@ def test_card_only_records_the_quality_of_an_installed_model(tmp_path):
     quality.write_text(json.dumps({"crepe_model": "cascade", "summaries": []}))
     ship.record_quality("violin", str(quality), dest_root=dest)
   assert ship.main(["violin", "--card-only"]) == 2  # needs --quality
+  assert ship.main(["violin", "--card-only", "--restore", "--quality", str(quality)]) == 2
+  # Medians measured on another model dir, or as another instrument, are refused.
+  quality.write_text(json.dumps({"crepe_model": "cascade", "summaries": [
+      {"model": "violin", "instrument": "violin", "path": str(tmp_path / "elsewhere"),
+       "mfcc_score": 0.9}]}))
+  with pytest.raises(ValueError, match="measured at .*elsewhere"):
+    ship.record_quality("violin", str(quality), dest_root=dest)
+  quality.write_text(json.dumps({"crepe_model": "cascade", "summaries": [
+      {"model": "violin", "instrument": "flute", "mfcc_score": 0.9}]}))
+  with pytest.raises(ValueError, match="measured as a flute"):
+    ship.record_quality("violin", str(quality), dest_root=dest)
+  quality.write_text(json.dumps({"crepe_model": "cascade", "summaries": [
+      {"model": "violin", "instrument": "violin", "path": path, "mfcc_score": 0.7}]}))
+  recorded = builtin_models.read_card(ship.record_quality("violin", str(quality), dest_root=dest))
+  assert recorded["transfer_quality"]["mfcc_score"] == 0.7
+  assert "path" not in recorded["transfer_quality"]  # no machine path in a card

@@ -73,9 +73,9 @@ def _wait_render(driver, previous_href=""):
   """Waits until the output player holds a new file or the page shows an error."""
   script = (OUTPUT_HREF.replace("return a ? a.href : '';", "") +
             f"const href = a ? a.href : ''; const s = document.querySelector('#status').innerText;"
-            f"return (href && href !== {json.dumps(previous_href)} && "
-            f"document.querySelector('#metrics').innerText.includes('f0 error')) || "
-            f"s.includes('Error:');")
+            f"const m = document.querySelector('#metrics').innerText;"
+            f"return (href && href !== {json.dumps(previous_href)} && m.includes('f0 error')) || "
+            f"s.includes('Error:') || m.includes('Error:');")
   assert browser_lib.wait(driver, script, RENDER_TIMEOUT), "no render and no error in time"
   return driver.execute_script(OUTPUT_HREF)
 
