@@ -26,6 +26,9 @@ score is (d_input - d_output) / (d_input - d_other): 0 = no closer than the inpu
 as another real instrument. The table (per model and take, then medians per model against the
 targets: median score >= 0.6, f0 error <= 20 cents) goes to --out and to stdout.
 
+--dry renders every model without its learned reverb (the instrument corpora are rendered dry):
+a probe of what the reverb costs, not a model's quality (instruments/ship.py refuses its JSON).
+
 --model takes a built-in name, or INSTRUMENT=PATH for any model dir or zip (INSTRUMENT names
 the target: violin, flute, flute2, trumpet, tenor_saxophone), or LABEL:INSTRUMENT=PATH to
 label it. Default: every installed built-in model, and the demo's model (demo_out/models/violin)
@@ -152,7 +155,7 @@ def resynthesis_figures(loaded, reference: np.ndarray, audio_in: np.ndarray,
 
 
 def measure(models: List[str], corpus: str, crepe_model: str, work: str,
-            ceiling: bool = True) -> List[dict]:
+            ceiling: bool = True, dry: bool = False) -> List[dict]:
   """One row per (model, take): the figures, the octave shift and the transfer's f0 error (and,
   with `ceiling`, the model's resynthesis of the reference: `resynthesis_figures`)."""
   from instruments.catalog import INSTRUMENTS  # pylint: disable=g-import-not-at-top
@@ -167,6 +170,8 @@ def measure(models: List[str], corpus: str, crepe_model: str, work: str,
     label, instrument, path = parse_model(value)
     inst = INSTRUMENTS[instrument]
     loaded = transfer.LoadedModel(label, path)
+    if dry:
+      loaded.model.reverb_ir = None  # the renderer then returns the dry signal
     for take_path in takes:
       take = os.path.splitext(os.path.basename(take_path))[0]
       out_wav = os.path.join(work, label, take + ".wav")
@@ -276,6 +281,8 @@ def main(argv=None) -> int:
   ap.add_argument("--corpus", default=CORPUS, help="the shared corpus (transfer/ and midi/)")
   ap.add_argument("--crepe_model", default=crepe_lib.DEFAULT_MODEL,
                   help="CREPE capacity of the transfers (default: transfer's own default)")
+  ap.add_argument("--dry", action="store_true",
+                  help="render without the models' learned reverb (a probe, not for model cards)")
   ap.add_argument("--no-ceiling", dest="ceiling", action="store_false",
                   help="skip the model's resynthesis of each reference (half the time)")
   ap.add_argument("--out", default=os.path.join(
@@ -292,8 +299,11 @@ def main(argv=None) -> int:
     return 0
   sys.path.insert(0, REPO)  # instruments/ is a development folder, not an installed package
   with tempfile.TemporaryDirectory() as work:
-    rows = measure(models, args.corpus, args.crepe_model, work, ceiling=args.ceiling)
+    rows = measure(models, args.corpus, args.crepe_model, work, ceiling=args.ceiling,
+                   dry=args.dry)
   text = table(rows, args.crepe_model)
+  if args.dry:
+    text = text.replace("\n\n", "\n\n**Rendered without the models' learned reverb (--dry).**\n\n", 1)
   print("\n" + text)
   from pipelines import publish  # pylint: disable=g-import-not-at-top
   with publish.atomic_file(args.out) as tmp:
@@ -303,6 +313,7 @@ def main(argv=None) -> int:
   with publish.atomic_file(json_path) as tmp:
     with open(tmp, "w", encoding="utf-8") as f:
       json.dump({"date": datetime.date.today().isoformat(), "crepe_model": args.crepe_model,
+                 "dry": args.dry,
                  "targets": {"score": TARGET_SCORE, "f0_error_cents": TARGET_CENTS},
                  "summaries": summarize(rows), "rows": rows}, f, indent=1, default=float)
   print(f"written to {args.out} and {json_path}")

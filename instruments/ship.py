@@ -127,6 +127,8 @@ def quality_summary(path: Optional[str], instrument: str,
     return None
   with open(path, encoding="utf-8") as f:
     report = json.load(f)
+  if report.get("dry"):
+    raise ValueError(f"{path}: measured without the models' reverb (--dry): not a model's quality")
   for summary in report["summaries"]:
     if summary["model"] == instrument:
       if summary.get("instrument", instrument) != instrument:

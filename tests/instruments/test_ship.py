@@ -138,3 +138,7 @@ def test_card_only_records_the_quality_of_an_installed_model(tmp_path):
   recorded = builtin_models.read_card(ship.record_quality("violin", str(quality), dest_root=dest))
   assert recorded["transfer_quality"]["mfcc_score"] == 0.7
   assert "path" not in recorded["transfer_quality"]  # no machine path in a card
+  quality.write_text(json.dumps({"crepe_model": "cascade", "dry": True, "summaries": [
+      {"model": "violin", "instrument": "violin", "path": path, "mfcc_score": 0.8}]}))
+  with pytest.raises(ValueError, match="--dry"):
+    ship.record_quality("violin", str(quality), dest_root=dest)
