@@ -127,13 +127,20 @@ class References:
     return self.cache[key]
 
 
-def resynthesis_figures(loaded, reference: np.ndarray, audio_in: np.ndarray,
-                        reference_at_input_pitch: np.ndarray, other: np.ndarray, crepe_model: str,
-                        work: str) -> Dict[str, float]:
+def resynthesis_figures(loaded, reference: np.ndarray, scored: Dict[str, float],
+                        crepe_model: str, work: str) -> Dict[str, float]:
   """The model's ceiling for one take: the reference through the model, adjustments off.
 
-  Returns {'<figure>_resynth', '<figure>_ceiling'}: the distance of that resynthesis to the
-  reference, and the score it would give as a transfer's output.
+  Args:
+    loaded: The model (`pipelines.transfer.LoadedModel`).
+    reference: The take's notes on the target instrument at the transfer's pitch.
+    scored: `score_take`'s figures for the take (their d_input and d_other are reused).
+    crepe_model: CREPE of the transfer.
+    work: A scratch folder.
+
+  Returns:
+    {'<figure>_resynth', '<figure>_ceiling'}: the distance of that resynthesis to the
+    reference, and the score it would give as a transfer's output.
   """
   from ddsp_core import timbre_distance as td  # pylint: disable=g-import-not-at-top
   from pipelines import transfer  # pylint: disable=g-import-not-at-top
@@ -144,13 +151,12 @@ def resynthesis_figures(loaded, reference: np.ndarray, audio_in: np.ndarray,
       crepe_model=crepe_model, adjust=False), {loaded.name: out_wav})[0]
   if row["status"] != "ok":
     raise RuntimeError(f"resynthesis of the reference failed: {row.get('error_message')}")
-  d_in = td.distances(audio_in, reference_at_input_pitch)
   d_resynth = td.distances(sf.read(out_wav)[0], reference)
-  d_other = td.distances(other, reference)
   out = {}
   for figure in FIGURES:
     out[f"{figure}_resynth"] = d_resynth[figure]
-    out[f"{figure}_ceiling"] = td.transfer_score(d_in[figure], d_resynth[figure], d_other[figure])
+    out[f"{figure}_ceiling"] = td.transfer_score(scored[f"{figure}_input"], d_resynth[figure],
+                                                 scored[f"{figure}_other"])
   return out
 
 
@@ -191,8 +197,7 @@ def measure(models: List[str], corpus: str, crepe_model: str, work: str,
       other = refs.get(take, inst.other, inst.program, semis)
       figures = score_take(audio_in, audio_out, reference, at_input_pitch, other)
       if ceiling:
-        figures.update(resynthesis_figures(loaded, reference, audio_in, at_input_pitch, other,
-                                           crepe_model, work))
+        figures.update(resynthesis_figures(loaded, reference, figures, crepe_model, work))
       rows.append(dict(base, octave_shift=shift, f0_error_cents=row["f0_error_cents_median"],
                        **figures))
       print(f"[transfer_quality] {label} {take}: shift {shift:+d}, MFCC score "
@@ -234,9 +239,12 @@ def summarize(rows: List[dict]) -> List[dict]:
   return out
 
 
-def table(rows: List[dict], crepe_model: str) -> str:
+def table(rows: List[dict], crepe_model: str, dry: bool = False) -> str:
   """The markdown report: per (model, take), then medians per model against the targets."""
-  lines = [f"# Transfer quality, {datetime.date.today().isoformat()}", "",
+  lines = [f"# Transfer quality, {datetime.date.today().isoformat()}", ""]
+  if dry:
+    lines += ["**Rendered without the models' learned reverb (--dry).**", ""]
+  lines += [
            "Distances to the real instrument's render of each take's MIDI "
            "(`ddsp_core/timbre_distance.py`); score = (d_input - d_output) / (d_input - d_other): "
            "0 = no closer than the input, 1 = as close as the same instrument from the other "
@@ -301,9 +309,7 @@ def main(argv=None) -> int:
   with tempfile.TemporaryDirectory() as work:
     rows = measure(models, args.corpus, args.crepe_model, work, ceiling=args.ceiling,
                    dry=args.dry)
-  text = table(rows, args.crepe_model)
-  if args.dry:
-    text = text.replace("\n\n", "\n\n**Rendered without the models' learned reverb (--dry).**\n\n", 1)
+  text = table(rows, args.crepe_model, dry=args.dry)
   print("\n" + text)
   from pipelines import publish  # pylint: disable=g-import-not-at-top
   with publish.atomic_file(args.out) as tmp:

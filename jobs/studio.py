@@ -137,10 +137,6 @@ def build_app(studio: studio_session.Studio):
       except studio_session.StudioError as e:
         return "", None, _error_markdown(e)
 
-    # browser session -> the wav of its latest render (only that one is measured); one short
-    # string per session that rendered, for the server's lifetime
-    latest = {}
-
     def on_render(request: gr.Request, key, model_name, *values):
       if not key:
         return gr.update(), gr.update(), gr.update(), gr.update(), None
@@ -150,7 +146,6 @@ def build_app(studio: studio_session.Studio):
         loaded = studio.take(key)
         result = studio.render(loaded, model_name, config_of(values), measure=False,
                                owner=request.session_hash)
-        latest[request.session_hash] = result.wav_path
         return (result.wav_path, result.spectrogram_png, _metrics_markdown(result, model_name),
                 _take_markdown(loaded), (result, model_name))
       except (studio_session.StudioError, ValueError) as e:
@@ -158,13 +153,14 @@ def build_app(studio: studio_session.Studio):
 
     def on_measure(request: gr.Request, rendered):
       # `rendered` is the session's latest render when this runs (Gradio reads State on the
-      # server), so two queued measures may both see the same one: the second finds it gone.
-      if not rendered or latest.get(request.session_hash) != rendered[0].wav_path:
+      # server), so two queued measures may both see the same one; the studio holds one render
+      # per session awaiting measurement, so the second (or one for a replaced render) is gone.
+      if not rendered:
         return gr.update()
       result, model_name = rendered
       try:
         return _metrics_markdown(studio.measure(result, owner=request.session_hash), model_name)
-      except studio_session.RenderGone:  # measured by an earlier queued measure: shown already
+      except studio_session.RenderGone:  # measured already, or a newer render's measure follows
         return gr.update()
       except studio_session.StudioError as e:
         return _error_markdown(e)

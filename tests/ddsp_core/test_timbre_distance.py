@@ -69,8 +69,7 @@ def test_scores_on_one_take(clips, tmp_path):
     assert np.isfinite(out[f"{figure}_score"]), out
   # The model's ceiling: the reference itself through the same model (adjustments off).
   loaded = transfer.LoadedModel("violin", str(model))
-  ceiling = transfer_quality.resynthesis_figures(loaded, ref, take, ref, other, "tiny",
-                                                 str(tmp_path))
+  ceiling = transfer_quality.resynthesis_figures(loaded, ref, out, "tiny", str(tmp_path))
   resynthesis = sf.read(str(tmp_path / "resynthesis.wav"))[0]
   as_output = transfer_quality.score_take(take, resynthesis, ref, ref, other)
   for figure in transfer_quality.FIGURES:
@@ -83,6 +82,8 @@ def test_scores_on_one_take(clips, tmp_path):
                f0_error_cents=12.0),
           dict(model="m", instrument="violin", take="u", status="failed", error="x")]
   assert transfer_quality.table(rows, "tiny").count("| m |") == 3
+  assert "(--dry)" in transfer_quality.table(rows, "tiny", dry=True)
+  assert "(--dry)" not in transfer_quality.table(rows, "tiny")
   (summary,) = transfer_quality.summarize(rows)
   assert summary["takes"] == 1 and summary["failed"] == 1
   assert summary["mfcc_score"] == out["mfcc_score"] and summary["f0_error_cents"] == 12.0
