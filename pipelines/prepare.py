@@ -229,6 +229,7 @@ class ComputeChunkFeatures(beam.DoFn):
     self.dropped = Metrics.counter(NAMESPACE, "windows_dropped_silent")
     self.audio_ms = Metrics.counter(NAMESPACE, "audio_ms")
     self.chunks_computed = Metrics.counter(NAMESPACE, "chunks_computed")
+    self.chunks_cached = Metrics.counter(NAMESPACE, "chunks_cached")
 
   def setup(self):
     # Heavy: the CREPE network is built once per worker process and cached
@@ -241,7 +242,13 @@ class ComputeChunkFeatures(beam.DoFn):
 
   def process(self, task: ChunkTask):
     with inputs.local_copy(task.path) as local:
-      yield from self._compute(task, local)
+      kept = self.cache and self.cache.read_chunk(task.sha256, task.chunk_index,
+                                                  _chunk_plan(task), task.path)
+      if kept and prepare_cache.read_as_planned(task.path, local, task.sha256, task.signature):
+        self.chunks_cached.inc()
+        yield from self._emit(task, *kept, cached=True)
+      else:
+        yield from self._compute(task, local)
 
   def _compute(self, task: ChunkTask, local: str):
     cfg, spec = self.config, self.config.window
@@ -300,14 +307,6 @@ class ComputeChunkFeatures(beam.DoFn):
       stats_inputs.append(statistics.window_statistics_inputs(
           window["f0_hz"][:n_real], window["f0_confidence"][:n_real],
           window["loudness_db"][:n_real], a16[:n_real_16k]))
-    if self.cache:  # kept before anything is emitted: the file's row completes the entry
-      self.cache.write_chunk(task.sha256, task.chunk_index, task.path, records, window_rows,
-                             stats_inputs)
-    for record, row, stats in zip(records, window_rows, stats_inputs, strict=True):
-      self.windows[record[0]].inc()
-      yield record
-      yield beam.pvalue.TaggedOutput("windows", row)
-      yield beam.pvalue.TaggedOutput("stats", stats)
     # Summary of the frames and samples this chunk owns, for files.parquet.
     first = int(round((task.start_s - seg_start) * spec.frame_rate))
     last = int(round((task.end_s - seg_start) * spec.frame_rate))
@@ -319,22 +318,43 @@ class ComputeChunkFeatures(beam.DoFn):
     owned = audio_sr[int(round((task.start_s - seg_start) * spec.sample_rate)):
                      int(round((task.end_s - seg_start) * spec.sample_rate))]
     voiced = conf >= reports.VOICED_CONFIDENCE
-    seconds = time.time() - started
-    self.audio_ms.inc(int(round((task.end_s - task.start_s) * 1000)))
-    self.chunks_computed.inc()
-    yield beam.pvalue.TaggedOutput("chunks", (task.path, {
+    summary = {
         "frames": len(conf), "voiced_f0": f0[voiced].astype(np.float32),
         "loudness_sum": float(np.sum(loud, dtype=np.float64)),
         "loudness_max": float(np.max(loud)) if len(loud) else None,
         "silent": int(np.sum(loud < reports.SILENT_DB)),
         "clipped": int(np.sum(np.abs(owned) >= reports.CLIPPING_LEVEL)),
         "samples": len(owned), "windows_train": counts["train"], "windows_eval": counts["eval"],
-        "dropped": counts["dropped"], "seconds": seconds}))
-    if cfg.progress:
-      audio_s = task.end_s - task.start_s
+        "dropped": counts["dropped"], "seconds": time.time() - started}
+    if self.cache:  # kept before anything is emitted: the file's row completes the entry
+      self.cache.write_chunk(task.sha256, task.chunk_index, task.path, records, window_rows,
+                             stats_inputs, plan=_chunk_plan(task), summary=summary)
+    self.chunks_computed.inc()
+    yield from self._emit(task, records, window_rows, stats_inputs, summary)
+
+  def _emit(self, task: ChunkTask, records, window_rows, stats_inputs, summary, cached=False):
+    """The chunk's windows (main output, 'windows', 'stats') and its summary ('chunks')."""
+    for record, row, stats in zip(records, window_rows, stats_inputs, strict=True):
+      self.windows[record[0]].inc()
+      yield record
+      yield beam.pvalue.TaggedOutput("windows", row)
+      yield beam.pvalue.TaggedOutput("stats", stats)
+    self.audio_ms.inc(int(round((task.end_s - task.start_s) * 1000)))
+    yield beam.pvalue.TaggedOutput("chunks", (task.path, summary))
+    if self.config.progress:
+      audio_s, seconds = task.end_s - task.start_s, summary["seconds"]
+      done = ("from the cache (a run before computed it)" if cached else
+              f"{audio_s:.1f} s of audio in {seconds:.1f} s "
+              f"({audio_s / max(seconds, 1e-9):.1f} audio s/s)")
       print(f"[prepare] {os.path.basename(task.path)} chunk {task.chunk_index + 1}/"
-            f"{task.chunk_count}: {audio_s:.1f} s of audio in {seconds:.1f} s "
-            f"({audio_s / max(seconds, 1e-9):.1f} audio s/s)", file=sys.stderr, flush=True)
+            f"{task.chunk_count}: {done}", file=sys.stderr, flush=True)
+
+
+def _chunk_plan(task: ChunkTask) -> dict:
+  """What a kept chunk must match to stand for `task` (its settings are the cache key's)."""
+  return {"chunk_index": task.chunk_index, "chunk_count": task.chunk_count,
+          "start_s": task.start_s, "end_s": task.end_s, "duration_s": task.duration_s,
+          "window_starts": list(task.window_starts), "split": task.split, "padded": task.padded}
 
 
 class FileRow(beam.DoFn):

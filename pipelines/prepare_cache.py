@@ -15,7 +15,9 @@ run over everything. Layout:
 
 Every file is written under a temporary name and renamed, so a killed run
 leaves complete pieces or none; an entry counts only once `file.json` or
-`error.json` exists. The content is the same whatever the file is called: a
+`error.json` exists. The chunks of an entry that is not complete are reused
+one by one (`read_chunk`): a prepare killed after an hour of CREPE resumes
+from the chunks it finished, not from the start. The content is the same whatever the file is called: a
 renamed or copied recording is replayed under its new path.
 
 A recording is read again by path after it was hashed (to validate it, then
@@ -174,8 +176,13 @@ class PrepareCache:
     return chunks is None or len(self.read_chunks(sha)) == chunks
 
   def write_chunk(self, sha: str, index: int, path: str, records: Sequence[Tuple[str, bytes]],
-                  windows: Sequence[dict], stats: Sequence[Dict[str, np.ndarray]]) -> None:
-    """Keeps one chunk's windows: records (split, serialized example), report rows, stats inputs."""
+                  windows: Sequence[dict], stats: Sequence[Dict[str, np.ndarray]],
+                  plan: Optional[dict] = None, summary: Optional[dict] = None) -> None:
+    """Keeps one chunk's windows: records (split, serialized example), report rows, stats inputs.
+
+    With `plan` (the chunk's place in its file) and `summary` (its files.parquet
+    part), `read_chunk` can hand the chunk back to a later run.
+    """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     entry = self.entry(sha)
     os.makedirs(entry, exist_ok=True)
@@ -186,8 +193,13 @@ class PrepareCache:
         for _, record in records:
           writer.write(record)
     _write_atomic(stem + ".tfrecord", write_records)
-    arrays = {"meta": np.array(json.dumps({"path": path, "splits": [s for s, _ in records],
-                                            "windows": list(windows)}))}
+    meta = {"path": path, "splits": [s for s, _ in records], "windows": list(windows)}
+    if plan is not None and summary is not None:
+      meta["plan"] = plan
+      meta["summary"] = {k: v for k, v in summary.items() if k != "voiced_f0"}
+    arrays = {"meta": np.array(json.dumps(meta))}
+    if "summary" in meta:
+      arrays["voiced_f0"] = np.asarray(summary["voiced_f0"], np.float32)
     for key in STATS_KEYS:
       parts = [np.asarray(s[key], np.float64) for s in stats]
       arrays[key] = np.concatenate(parts) if parts else np.zeros(0)
@@ -217,6 +229,34 @@ class PrepareCache:
         return json.load(f)
     except (OSError, ValueError):
       return None
+
+  def read_chunk(self, sha: str, index: int, plan: dict, path: str):
+    """A kept chunk computed with the same `plan`, or None; its windows named as input `path`.
+
+    Returns (records, windows, stats, summary) as `write_chunk` was given them;
+    None for a chunk that is missing, unreadable, of another plan or kept
+    without its summary (by an older version).
+    """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    stem = os.path.join(self.entry(sha), f"chunk-{index:05d}")
+    try:
+      with np.load(stem + ".npz", allow_pickle=False) as arrays:
+        meta = json.loads(str(arrays["meta"]))
+        if meta.get("plan") != json.loads(json.dumps(plan)) or "summary" not in meta:
+          return None
+        stats = {k: np.split(arrays[k], np.cumsum(arrays[k + "_len"])[:-1]) for k in STATS_KEYS}
+        voiced_f0 = arrays["voiced_f0"]
+      records = list(tf.data.TFRecordDataset(stem + ".tfrecord").as_numpy_iterator())
+    except (OSError, ValueError, KeyError, tf.errors.OpError):
+      return None
+    if len(records) != len(meta["splits"]):
+      return None
+    n = len(records)
+    if meta["path"] != path:  # the same content under another name
+      records = [_renamed_example(r, path) for r in records]
+    return (list(zip(meta["splits"], records, strict=True)), [dict(w, path=path) for w in meta["windows"]],
+            [{k: stats[k][i] for k in STATS_KEYS} for i in range(n)],
+            dict(meta["summary"], voiced_f0=voiced_f0))
 
   def read_chunks(self, sha: str) -> List[str]:
     return sorted(glob.glob(os.path.join(self.entry(sha), "chunk-*.npz")))

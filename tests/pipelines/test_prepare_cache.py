@@ -2,9 +2,11 @@
 
 import glob
 import dataclasses
+import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -61,6 +63,60 @@ def test_cache_replays_what_it_computed(tmp_path, write_wav):
   skipping = dataclasses.replace(CONFIG, skip_silent_db=-70.0)  # silent frames hold other f0
   assert prepare_cache.settings_key(skipping) != prepare_cache.settings_key(CONFIG)
   shutil.rmtree(cache)
+
+
+def test_a_killed_run_resumes_from_the_chunks_it_finished(tmp_path, write_wav):
+  """Chunks kept before their file was complete (a killed run) are reused, not computed again."""
+  write_wav("in/a.wav", tone(220.0, 2.5))
+  write_wav("in/b.wav", tone(330.0, 2.5, harmonics=3))
+  cache_dir = str(tmp_path / "cache")
+  cache = prepare_cache.PrepareCache.for_config(cache_dir, CONFIG)
+  pattern = [str(tmp_path / "in" / "*.wav")]
+  config = CONFIG  # one chunk per file
+  first = prepare.run_prepare(pattern, str(tmp_path / "one"), config, cache_dir=cache_dir)
+  assert first.exit_code == 0 and first.counters["chunks_computed"] == 2
+  # As a run killed after its chunks and before the files' rows: no entry is complete.
+  for name in ("a.wav", "b.wav"):
+    sha = prepare_cache.sha256_file(str(tmp_path / "in" / name))
+    os.remove(os.path.join(cache.entry(sha), "file.json"))
+    assert not cache.complete(sha) and len(cache.read_chunks(sha)) == 1
+  os.rename(tmp_path / "in" / "a.wav", tmp_path / "in" / "renamed.wav")
+  second = prepare.run_prepare(pattern, str(tmp_path / "two"), config, cache_dir=cache_dir)
+  assert second.exit_code == 0 and second.counters["chunks_cached"] == 2
+  assert "chunks_computed" not in second.counters and "files_cached" not in second.counters
+  one, two = read_records(str(tmp_path / "one")), read_records(str(tmp_path / "two"))
+  assert sorted(two) == [("b.wav", 0.0), ("b.wav", 1.0), ("renamed.wav", 0.0), ("renamed.wav", 1.0)]
+  for (name, start), ex in two.items():
+    kept = one[("a.wav" if name == "renamed.wav" else name, start)]
+    assert ex["source_path"].endswith(name)
+    for feature in ("audio", "f0_hz", "f0_confidence", "loudness_db"):
+      assert (ex[feature] == kept[feature]).all(), (name, start, feature)
+  reports_one, reports_two = read_reports(str(tmp_path / "one")), read_reports(str(tmp_path / "two"))
+  def rows(table, rename=False):
+    out = [dict(r, path=os.path.basename(r["path"])) for r in table]
+    for r in out:
+      r["path"] = "a.wav" if rename and r["path"] == "renamed.wav" else r["path"]
+    return sorted(out, key=lambda r: (r["path"], r.get("start_s", 0.0)))
+  for table in ("files", "windows"):
+    assert rows(reports_two[table], rename=True) == rows(reports_one[table]), table
+  stats = [json.load(open(os.path.join(tmp_path, d, "dataset_statistics.json"), encoding="utf-8"))
+           for d in ("one", "two")]
+  assert _close(stats[0], stats[1])  # to rounding: the files combine in another order (the rename)
+  for sha in {prepare_cache.sha256_file(p) for p in glob.glob(pattern[0])}:
+    assert cache.complete(sha)  # completed by the second run
+  third = prepare.run_prepare(pattern, str(tmp_path / "three"), config, cache_dir=cache_dir)
+  assert third.counters["files_cached"] == 2 and "chunks_cached" not in third.counters
+
+
+def _close(a, b, rtol=1e-12) -> bool:
+  """Equal structures whose numbers agree to `rtol`."""
+  if isinstance(a, dict):
+    return isinstance(b, dict) and a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+  if isinstance(a, list):
+    return isinstance(b, list) and len(a) == len(b) and all(map(_close, a, b))
+  if isinstance(a, (int, float)) and not isinstance(a, bool):
+    return bool(np.isclose(a, b, rtol=rtol, atol=0))
+  return a == b
 
 
 @pytest.mark.parametrize("when", ["planning", "chunk read", "after the chunks"])
