@@ -88,6 +88,32 @@ def _train_bindings(model_dir: str, step: int) -> dict:
   return out
 
 
+REVERB_KEY = "model/reverb_ir/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def reverb_summary(model_dir: str, step: int, sample_rate: int = 16000) -> dict:
+  """What the model's learned reverb does, from its checkpoint at `step`.
+
+  {"reverb_length": 0} for a model without one; else its length in samples, the
+  wet path's energy relative to the dry path's (`synth.reverb` adds the dry signal
+  unchanged, so a unit impulse has 0; a value above 1 means the output is mostly
+  reverb) and the time at which the response's remaining energy is 20 dB down
+  (Schroeder's backward integral).
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  reader = tf.train.load_checkpoint(os.path.join(model_dir, f"ckpt-{step}"))
+  if REVERB_KEY not in reader.get_variable_to_shape_map():
+    return {"reverb_length": 0}
+  ir = reader.get_tensor(REVERB_KEY).astype(np.float64)
+  remaining = np.cumsum((ir[1:] ** 2)[::-1])[::-1]  # the first sample is the (ignored) dry tap
+  wet = float(remaining[0]) if len(remaining) else 0.0
+  below = np.nonzero(remaining <= wet * 0.01)[0]
+  return {"reverb_length": int(len(ir)), "wet_to_dry_energy": round(wet, 3),
+          "decay_20db_s": round(float(below[0] + 1) / sample_rate, 3) if wet and len(below)
+                          else None}
+
+
 def _latest_step(model_dir: str) -> int:
   """The step of the model dir's latest complete checkpoint; FileNotFoundError without one."""
   step = corpus.checkpoint_step(model_dir)
@@ -182,7 +208,8 @@ def build_card(name: str, src: str, step: int, out_dir: str, corpus_dir: str,
           "prepare_wall_s": round(dataset["wall_seconds"], 1) if "wall_seconds" in dataset
                             else None},
       "architecture": {"gin_files": info["gin_files"], "n_parameters": info["n_parameters"],
-                       "sample_rate": info["sample_rate"], "frame_rate": info["frame_rate"]},
+                       "sample_rate": info["sample_rate"], "frame_rate": info["frame_rate"],
+                       "reverb": reverb_summary(src, step, info["sample_rate"])},
       "training": {"steps": step, **_train_bindings(src, step),
                    "window_s": info["dataset"].get("example_secs"),
                    "wall_s": round(sum(r["wall_s"] for r in runs), 1), "runs": runs,
@@ -251,6 +278,8 @@ def record_quality(name: str, quality: str, dest_root: str = builtin_models.ROOT
     raise FileNotFoundError(f"{name}: not installed in {dest_root} (ship it first)")
   card = builtin_models.read_card(path)
   card["transfer_quality"] = quality_summary(quality, name, model_dir=path)
+  card["architecture"]["reverb"] = reverb_summary(  # of the shipped weights (older cards lack it)
+      path, card["training"]["steps"], card["architecture"].get("sample_rate", 16000))
   builtin_models.write_card(path, card)
   return path
 

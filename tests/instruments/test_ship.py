@@ -64,6 +64,8 @@ def test_ship_makes_a_builtin_model_with_its_card_and_restore_resumes(tmp_path):
   assert card["training"]["batch_size"] == 16  # as the operative config binds it
   assert card["training"]["learning_rate"] == pytest.approx(3e-4)
   assert card["eval"]["spectral_loss"] == 7.5
+  reverb = card["architecture"]["reverb"]  # untrained: the initial response, about 1e-6 per tap
+  assert reverb["reverb_length"] == 1000 and reverb["wet_to_dry_energy"] < 1e-6
   assert card["transfer_quality"]["mfcc_score"] == 0.42
   assert os.path.exists(os.path.join(path, "MODEL.md"))
   with open(os.path.join(path, "model.json"), encoding="utf-8") as f:
@@ -142,3 +144,27 @@ def test_card_only_records_the_quality_of_an_installed_model(tmp_path):
       {"model": "violin", "instrument": "violin", "path": path, "mfcc_score": 0.8}]}))
   with pytest.raises(ValueError, match="--dry"):
     ship.record_quality("violin", str(quality), dest_root=dest)
+
+
+@pytest.mark.parametrize("reverb_length", [0, 2000])
+def test_reverb_summary_reads_the_learned_response(tmp_path, reverb_length):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  model = model_dir_lib.build_model(None, ["tiny_instrument.gin"], [
+      "RnnFcDecoder.rnn_channels = 16", "RnnFcDecoder.ch = 8", "RnnFcDecoder.n_harmonics = 8",
+      "RnnFcDecoder.n_noise_magnitudes = 8", f"Autoencoder.reverb_length = {reverb_length}"])
+  model(tf.zeros([1, 250]), tf.zeros([1, 250]))
+  if reverb_length:
+    ir = np.zeros(reverb_length, np.float32)
+    ir[0] = 5.0  # the dry tap: ignored by synth.reverb, so not counted
+    ir[1:1601] = 0.5  # wet energy 1600 * 0.25 = 400 (400x the dry path's)
+    model.reverb_ir.assign(ir)
+  tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(tmp_path), 1,
+                             checkpoint_name="ckpt").save(checkpoint_number=7)
+  summary = ship.reverb_summary(str(tmp_path), 7)
+  if not reverb_length:
+    assert summary == {"reverb_length": 0}
+    return
+  # 1% of the energy (20 dB down) remains from sample 1585 on: 4 of the 1600 taps.
+  assert summary == {"reverb_length": 2000, "wet_to_dry_energy": 400.0,
+                     "decay_20db_s": round(1585 / 16000, 3)}
