@@ -7,7 +7,8 @@
 sample (so a broken file goes to the errors table before any of its windows
 exist) and cuts it into chunks of `chunk_secs`. `ComputeChunkFeatures` decodes
 one chunk plus `CONTEXT_SECS` of context on each side, computes f0, confidence
-and loudness on that segment and cuts the windows that start in the chunk.
+and loudness on that segment and cuts the windows that start in the chunk (or,
+with a cache, reuses the chunk an interrupted run computed from the same samples).
 The context makes the windows equal to those of an unchunked run, while memory
 stays bounded by the chunk size.
 
@@ -218,7 +219,10 @@ def _take(x: np.ndarray, start: int, length: int, fill: float) -> np.ndarray:
 class ComputeChunkFeatures(beam.DoFn):
   """Features of one chunk (with context) and its windows as tf.train.Examples.
 
-  With a cache, the chunk's windows are also kept there before they are emitted.
+  With a cache, the chunk's windows are also kept there before they are emitted,
+  and a chunk kept there by a run that did not complete its file (one killed
+  mid-way) is emitted again instead of computed, when the samples it was
+  computed from are the ones decoded now (metric `chunks_cached`).
   """
 
   def __init__(self, config: PrepareConfig, cache: Optional[prepare_cache.PrepareCache] = None):
@@ -242,21 +246,20 @@ class ComputeChunkFeatures(beam.DoFn):
 
   def process(self, task: ChunkTask):
     with inputs.local_copy(task.path) as local:
-      kept = self.cache and self.cache.read_chunk(task.sha256, task.chunk_index,
-                                                  _chunk_plan(task), task.path)
-      if kept and prepare_cache.read_as_planned(task.path, local, task.sha256, task.signature):
-        self.chunks_cached.inc()
-        yield from self._emit(task, *kept, cached=True)
-      else:
-        yield from self._compute(task, local)
+      yield from self._compute(task, local)
+
+  def _segment(self, task: ChunkTask):
+    """(start, end) in seconds of the audio a chunk reads: its windows plus context."""
+    spec = self.config.window
+    last_window_end = max((s + spec.example_secs for s in task.window_starts), default=task.end_s)
+    context = context_secs(self.config)
+    return (max(0.0, task.start_s - context),
+            min(task.duration_s, max(task.end_s, last_window_end) + context))
 
   def _compute(self, task: ChunkTask, local: str):
     cfg, spec = self.config, self.config.window
     started = time.time()
-    last_window_end = max((s + spec.example_secs for s in task.window_starts), default=task.end_s)
-    context = context_secs(cfg)
-    seg_start = max(0.0, task.start_s - context)
-    seg_end = min(task.duration_s, max(task.end_s, last_window_end) + context)
+    seg_start, seg_end = self._segment(task)
     # Read by path again: checked against the plan before anything is computed or kept.
     as_planned = functools.partial(prepare_cache.read_as_planned, task.path, local, task.sha256,
                                    task.signature)
@@ -270,6 +273,15 @@ class ComputeChunkFeatures(beam.DoFn):
       audio16 = None
     if audio16 is None or not as_planned():  # FileRow reports the file
       yield beam.pvalue.TaggedOutput("chunks", (task.path, {"changed": True}))
+      return
+    # A chunk kept by an earlier run that did not complete the file (killed) stands for this
+    # one only if it was computed from these very samples: decoding is cheap, CREPE is not.
+    digest = _audio_digest(audio16, audio_sr)
+    kept = self.cache and self.cache.read_chunk(task.sha256, task.chunk_index,
+                                                chunk_plan(task), task.path)
+    if kept and kept[4] == digest:
+      self.chunks_cached.inc()
+      yield from self._emit(task, *kept[:4], cached=True)
       return
     feats = features_lib.compute_features(
         audio16, frame_rate=spec.frame_rate, viterbi=cfg.viterbi, padding=spec.padding,
@@ -287,7 +299,6 @@ class ComputeChunkFeatures(beam.DoFn):
         window[key] = _take(feats[key], frame0, spec.n_frames, fill[key])
       if np.max(window["loudness_db"]) <= cfg.silence_db:
         counts["dropped"] += 1
-        self.dropped.inc()
         continue
       split = (task.split if cfg.split_by == "file" else
                split_of(f"{task.sha256}:{start_s:.6f}", cfg.eval_fraction))
@@ -328,8 +339,10 @@ class ComputeChunkFeatures(beam.DoFn):
         "dropped": counts["dropped"], "seconds": time.time() - started}
     if self.cache:  # kept before anything is emitted: the file's row completes the entry
       self.cache.write_chunk(task.sha256, task.chunk_index, task.path, records, window_rows,
-                             stats_inputs, plan=_chunk_plan(task), summary=summary)
+                             stats_inputs, plan=chunk_plan(task), summary=summary,
+                             audio_digest=digest)
     self.chunks_computed.inc()
+    self.audio_ms.inc(int(round((task.end_s - task.start_s) * 1000)))  # analysed in this run
     yield from self._emit(task, records, window_rows, stats_inputs, summary)
 
   def _emit(self, task: ChunkTask, records, window_rows, stats_inputs, summary, cached=False):
@@ -339,7 +352,7 @@ class ComputeChunkFeatures(beam.DoFn):
       yield record
       yield beam.pvalue.TaggedOutput("windows", row)
       yield beam.pvalue.TaggedOutput("stats", stats)
-    self.audio_ms.inc(int(round((task.end_s - task.start_s) * 1000)))
+    self.dropped.inc(summary["dropped"])
     yield beam.pvalue.TaggedOutput("chunks", (task.path, summary))
     if self.config.progress:
       audio_s, seconds = task.end_s - task.start_s, summary["seconds"]
@@ -350,7 +363,15 @@ class ComputeChunkFeatures(beam.DoFn):
             f"{task.chunk_count}: {done}", file=sys.stderr, flush=True)
 
 
-def _chunk_plan(task: ChunkTask) -> dict:
+def _audio_digest(audio16: np.ndarray, audio_sr: np.ndarray) -> str:
+  """sha256 of the samples a chunk was computed from (at 16 kHz and the dataset's rate)."""
+  digest = hashlib.sha256(np.ascontiguousarray(audio16, np.float32).tobytes())
+  if audio_sr is not audio16:
+    digest.update(np.ascontiguousarray(audio_sr, np.float32).tobytes())
+  return digest.hexdigest()
+
+
+def chunk_plan(task: ChunkTask) -> dict:
   """What a kept chunk must match to stand for `task` (its settings are the cache key's)."""
   return {"chunk_index": task.chunk_index, "chunk_count": task.chunk_count,
           "start_s": task.start_s, "end_s": task.end_s, "duration_s": task.duration_s,

@@ -8,17 +8,22 @@ run over everything. Layout:
 
     <cache>/<settings key>/<sha[:2]>/<sha>/
         chunk-00000.tfrecord   the chunk's windows (serialized tf.train.Examples)
-        chunk-00000.npz        their splits and windows.parquet rows (JSON) and statistics inputs
+        chunk-00000.npz        their splits and windows.parquet rows (JSON) and statistics inputs;
+                               the chunk's plan, files.parquet summary and the digest of the
+                               samples it was computed from (to be reused by a resumed run)
         file.json              the files.parquet row; written last: the entry is complete
       or error.json            the errors.parquet row of a recording that cannot be used
         plan.json              its chunks, when planning and computing are separate passes (Dask)
 
 Every file is written under a temporary name and renamed, so a killed run
 leaves complete pieces or none; an entry counts only once `file.json` or
-`error.json` exists. The chunks of an entry that is not complete are reused
-one by one (`read_chunk`): a prepare killed after an hour of CREPE resumes
-from the chunks it finished, not from the start. The content is the same whatever the file is called: a
-renamed or copied recording is replayed under its new path.
+`error.json` exists. The content is the same whatever the file is called: a
+renamed or copied recording is replayed under its new path. The chunks of an
+entry that is not complete are reused one by one (`read_chunk`): a prepare
+killed after an hour of CREPE resumes from the chunks it finished, not from
+the start. A chunk is reused only for a task of the same plan whose freshly
+decoded samples have the kept digest, and the entry is completed only after
+the whole file is hashed again, as below.
 
 A recording is read again by path after it was hashed (to validate it, then
 once per chunk), so each read is checked against what was planned: a local
@@ -177,11 +182,13 @@ class PrepareCache:
 
   def write_chunk(self, sha: str, index: int, path: str, records: Sequence[Tuple[str, bytes]],
                   windows: Sequence[dict], stats: Sequence[Dict[str, np.ndarray]],
-                  plan: Optional[dict] = None, summary: Optional[dict] = None) -> None:
+                  plan: Optional[dict] = None, summary: Optional[dict] = None,
+                  audio_digest: Optional[str] = None) -> None:
     """Keeps one chunk's windows: records (split, serialized example), report rows, stats inputs.
 
-    With `plan` (the chunk's place in its file) and `summary` (its files.parquet
-    part), `read_chunk` can hand the chunk back to a later run.
+    With `plan` (the chunk's place in its file), `summary` (its files.parquet
+    part) and `audio_digest` (of the samples it was computed from), `read_chunk`
+    can hand the chunk back to a later run.
     """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     entry = self.entry(sha)
@@ -194,8 +201,9 @@ class PrepareCache:
           writer.write(record)
     _write_atomic(stem + ".tfrecord", write_records)
     meta = {"path": path, "splits": [s for s, _ in records], "windows": list(windows)}
-    if plan is not None and summary is not None:
+    if plan is not None and summary is not None and audio_digest:
       meta["plan"] = plan
+      meta["audio_digest"] = audio_digest
       meta["summary"] = {k: v for k, v in summary.items() if k != "voiced_f0"}
     arrays = {"meta": np.array(json.dumps(meta))}
     if "summary" in meta:
@@ -233,30 +241,48 @@ class PrepareCache:
   def read_chunk(self, sha: str, index: int, plan: dict, path: str):
     """A kept chunk computed with the same `plan`, or None; its windows named as input `path`.
 
-    Returns (records, windows, stats, summary) as `write_chunk` was given them;
-    None for a chunk that is missing, unreadable, of another plan or kept
-    without its summary (by an older version).
+    Returns (records, windows, stats, summary, audio digest) as `write_chunk` was
+    given them; None for a chunk that is missing, unreadable or inconsistent, of
+    another plan, or kept without its summary (by an older version): such a
+    chunk is computed again.
     """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     stem = os.path.join(self.entry(sha), f"chunk-{index:05d}")
     try:
       with np.load(stem + ".npz", allow_pickle=False) as arrays:
         meta = json.loads(str(arrays["meta"]))
-        if meta.get("plan") != json.loads(json.dumps(plan)) or "summary" not in meta:
+        if not _reusable(meta, plan):
+          return None
+        n = len(meta["splits"])
+        if len(meta["windows"]) != n or any(len(arrays[k + "_len"]) != n for k in STATS_KEYS):
           return None
         stats = {k: np.split(arrays[k], np.cumsum(arrays[k + "_len"])[:-1]) for k in STATS_KEYS}
         voiced_f0 = arrays["voiced_f0"]
       records = list(tf.data.TFRecordDataset(stem + ".tfrecord").as_numpy_iterator())
-    except (OSError, ValueError, KeyError, tf.errors.OpError):
+      if len(records) != n:
+        return None
+      if meta["path"] != path:  # the same content under another name
+        records = [_renamed_example(r, path) for r in records]
+    except Exception:  # pylint: disable=broad-except
+      # Whatever a torn or foreign file raises (EOFError, BadZipFile, DataLossError, ...):
+      # the chunk is computed again and rewritten.
       return None
-    if len(records) != len(meta["splits"]):
-      return None
-    n = len(records)
-    if meta["path"] != path:  # the same content under another name
-      records = [_renamed_example(r, path) for r in records]
-    return (list(zip(meta["splits"], records, strict=True)), [dict(w, path=path) for w in meta["windows"]],
+    return (list(zip(meta["splits"], records, strict=True)),
+            [dict(w, path=path) for w in meta["windows"]],
             [{k: stats[k][i] for k in STATS_KEYS} for i in range(n)],
-            dict(meta["summary"], voiced_f0=voiced_f0))
+            dict(meta["summary"], voiced_f0=voiced_f0), meta["audio_digest"])
+
+  def kept_chunks(self, sha: str, plans: Sequence[dict]) -> int:
+    """How many of `plans` (chunk 0, 1, ...) have a kept chunk of that plan (digests unchecked)."""
+    count = 0
+    for index, plan in enumerate(plans):
+      try:
+        with np.load(os.path.join(self.entry(sha), f"chunk-{index:05d}.npz"),
+                     allow_pickle=False) as arrays:
+          count += _reusable(json.loads(str(arrays["meta"])), plan)
+      except Exception:  # pylint: disable=broad-except
+        pass
+    return count
 
   def read_chunks(self, sha: str) -> List[str]:
     return sorted(glob.glob(os.path.join(self.entry(sha), "chunk-*.npz")))
@@ -273,6 +299,12 @@ class PrepareCache:
         os.remove(name)
       except FileNotFoundError:
         pass
+
+
+def _reusable(meta: dict, plan: dict) -> bool:
+  """Whether a kept chunk's meta was written for `plan` with what a resumed run needs."""
+  return (meta.get("plan") == json.loads(json.dumps(plan)) and "summary" in meta
+          and bool(meta.get("audio_digest")))
 
 
 def _renamed_example(record: bytes, path: str) -> bytes:

@@ -16,7 +16,8 @@ shards, statistics, reports):
 The work is the same code as the DirectRunner's (`PlanChunks`,
 `ComputeChunkFeatures`, `FileRow`), so the dataset is the same. Everything is
 written to the cache under temporary names and renamed, so a task that runs
-twice (a lost worker's work done again) writes the same bytes again. The cache
+twice (a lost worker's work done again) writes the same bytes again or reuses
+the chunk the first try kept. The cache
 must be on storage that the workers and this process share.
 """
 
@@ -56,6 +57,12 @@ class PlanIntoCache(beam.DoFn):
     yield path
 
 
+def _chunk_task(fields: dict) -> prepare.ChunkTask:
+  """A ChunkTask from its plan.json form (lists where the task holds tuples)."""
+  return prepare.ChunkTask(**dict(fields, window_starts=tuple(fields["window_starts"]),
+                                  signature=tuple(fields.get("signature") or ())))
+
+
 class ComputeIntoCache(beam.DoFn):
   """(chunk task, file meta) -> (path, (meta, chunk summary)); keeps the chunk's windows."""
 
@@ -68,8 +75,7 @@ class ComputeIntoCache(beam.DoFn):
 
   def process(self, element):
     task, meta = element
-    task = prepare.ChunkTask(**dict(task, window_starts=tuple(task["window_starts"]),
-                                    signature=tuple(task.get("signature") or ())))
+    task = _chunk_task(task)
     _, tagged = _main_and_tagged(self.compute.process(task))
     for path, summary in tagged.get("chunks", []):
       yield path, (meta, summary)
@@ -100,11 +106,15 @@ def analyse_into_cache(paths: Sequence[str], config: prepare.PrepareConfig,
        | "Inputs" >> beam.Create(sorted(paths))
        | "PlanIntoCache" >> beam.ParDo(PlanIntoCache(config, cache)))
   runner.run_and_wait(plan, "planning on the runner")
-  tasks = []
+  tasks, reusable = [], 0
   for path, sha in prepare_cache.content_hashes(paths, hashes).items():
     kept = cache.read_plan(sha) if sha and not cache.complete(sha) else None
     if kept:
       tasks += [(dict(t, path=path), kept["meta"]) for t in kept["tasks"]]
+      # Chunks an interrupted run finished: reused by ComputeChunkFeatures if their samples
+      # still decode to the kept digest (Dask has no metrics, so they are counted here).
+      reusable += cache.kept_chunks(sha, [prepare.chunk_plan(_chunk_task(t))
+                                          for t in kept["tasks"]])
   if tasks:
     compute = beam.Pipeline(options=runner.pipeline_options(beam_args))
     _ = (compute
@@ -113,4 +123,5 @@ def analyse_into_cache(paths: Sequence[str], config: prepare.PrepareConfig,
          | "GroupByFile" >> beam.GroupByKey()
          | "CompleteFile" >> beam.ParDo(CompleteFile(cache)))
     runner.run_and_wait(compute, "the analysis on the runner")
-  return {"files_computed": len(paths), "chunks_computed": len(tasks)}
+  counts = {"files_computed": len(paths), "chunks_computed": len(tasks) - reusable}
+  return dict(counts, chunks_cached=reusable) if reusable else counts

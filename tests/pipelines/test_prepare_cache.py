@@ -66,44 +66,55 @@ def test_cache_replays_what_it_computed(tmp_path, write_wav):
 
 
 def test_a_killed_run_resumes_from_the_chunks_it_finished(tmp_path, write_wav):
-  """Chunks kept before their file was complete (a killed run) are reused, not computed again."""
+  """Chunks kept before their file was complete (a killed run) are reused, not computed again;
+  a chunk that is missing, torn, of another plan or of other samples is computed again."""
   write_wav("in/a.wav", tone(220.0, 2.5))
-  write_wav("in/b.wav", tone(330.0, 2.5, harmonics=3))
+  write_wav("in/b.wav", tone(330.0, 3.5, harmonics=3))
   cache_dir = str(tmp_path / "cache")
-  cache = prepare_cache.PrepareCache.for_config(cache_dir, CONFIG)
+  config = dataclasses.replace(CONFIG, chunk_secs=1)
+  cache = prepare_cache.PrepareCache.for_config(cache_dir, config)
   pattern = [str(tmp_path / "in" / "*.wav")]
-  config = CONFIG  # one chunk per file
   first = prepare.run_prepare(pattern, str(tmp_path / "one"), config, cache_dir=cache_dir)
-  assert first.exit_code == 0 and first.counters["chunks_computed"] == 2
+  assert first.exit_code == 0 and first.counters["chunks_computed"] == 3 + 4
   # As a run killed after its chunks and before the files' rows: no entry is complete.
-  for name in ("a.wav", "b.wav"):
-    sha = prepare_cache.sha256_file(str(tmp_path / "in" / name))
+  a_sha, b_sha = (prepare_cache.sha256_file(str(tmp_path / "in" / n)) for n in ("a.wav", "b.wav"))
+  for sha, chunks in ((a_sha, 3), (b_sha, 4)):
     os.remove(os.path.join(cache.entry(sha), "file.json"))
-    assert not cache.complete(sha) and len(cache.read_chunks(sha)) == 1
+    assert not cache.complete(sha) and len(cache.read_chunks(sha)) == chunks
+  b_chunk = os.path.join(cache.entry(b_sha), "chunk-{:05d}.npz").format
+  os.remove(b_chunk(1))  # never written
+  open(b_chunk(2), "wb").close()  # torn (a zero-length file after a crash)
+  with np.load(b_chunk(3)) as arrays:  # computed from other samples
+    kept = dict(arrays)
+  meta = json.loads(str(kept["meta"]))
+  kept["meta"] = np.array(json.dumps(dict(meta, audio_digest="0" * 64)))
+  with open(b_chunk(3), "wb") as f:
+    np.savez(f, **kept)
   os.rename(tmp_path / "in" / "a.wav", tmp_path / "in" / "renamed.wav")
   second = prepare.run_prepare(pattern, str(tmp_path / "two"), config, cache_dir=cache_dir)
-  assert second.exit_code == 0 and second.counters["chunks_cached"] == 2
-  assert "chunks_computed" not in second.counters and "files_cached" not in second.counters
+  assert second.exit_code == 0 and "files_cached" not in second.counters
+  assert second.counters["chunks_cached"] == 3 + 1 and second.counters["chunks_computed"] == 3
   one, two = read_records(str(tmp_path / "one")), read_records(str(tmp_path / "two"))
-  assert sorted(two) == [("b.wav", 0.0), ("b.wav", 1.0), ("renamed.wav", 0.0), ("renamed.wav", 1.0)]
+  assert sorted(two) == sorted((("renamed.wav" if n == "a.wav" else n), t) for n, t in one)
   for (name, start), ex in two.items():
     kept = one[("a.wav" if name == "renamed.wav" else name, start)]
     assert ex["source_path"].endswith(name)
     for feature in ("audio", "f0_hz", "f0_confidence", "loudness_db"):
       assert (ex[feature] == kept[feature]).all(), (name, start, feature)
   reports_one, reports_two = read_reports(str(tmp_path / "one")), read_reports(str(tmp_path / "two"))
+
   def rows(table, rename=False):
     out = [dict(r, path=os.path.basename(r["path"])) for r in table]
     for r in out:
       r["path"] = "a.wav" if rename and r["path"] == "renamed.wav" else r["path"]
+      r.pop("processing_s", None)  # this run's time: less where chunks were reused
     return sorted(out, key=lambda r: (r["path"], r.get("start_s", 0.0)))
   for table in ("files", "windows"):
     assert rows(reports_two[table], rename=True) == rows(reports_one[table]), table
   stats = [json.load(open(os.path.join(tmp_path, d, "dataset_statistics.json"), encoding="utf-8"))
            for d in ("one", "two")]
   assert _close(stats[0], stats[1])  # to rounding: the files combine in another order (the rename)
-  for sha in {prepare_cache.sha256_file(p) for p in glob.glob(pattern[0])}:
-    assert cache.complete(sha)  # completed by the second run
+  assert cache.complete(a_sha) and cache.complete(b_sha)  # completed by the second run
   third = prepare.run_prepare(pattern, str(tmp_path / "three"), config, cache_dir=cache_dir)
   assert third.counters["files_cached"] == 2 and "chunks_cached" not in third.counters
 
