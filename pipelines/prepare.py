@@ -248,18 +248,13 @@ class ComputeChunkFeatures(beam.DoFn):
     with inputs.local_copy(task.path) as local:
       yield from self._compute(task, local)
 
-  def _segment(self, task: ChunkTask):
-    """(start, end) in seconds of the audio a chunk reads: its windows plus context."""
-    spec = self.config.window
-    last_window_end = max((s + spec.example_secs for s in task.window_starts), default=task.end_s)
-    context = context_secs(self.config)
-    return (max(0.0, task.start_s - context),
-            min(task.duration_s, max(task.end_s, last_window_end) + context))
-
   def _compute(self, task: ChunkTask, local: str):
     cfg, spec = self.config, self.config.window
     started = time.time()
-    seg_start, seg_end = self._segment(task)
+    last_window_end = max((s + spec.example_secs for s in task.window_starts), default=task.end_s)
+    context = context_secs(cfg)
+    seg_start = max(0.0, task.start_s - context)
+    seg_end = min(task.duration_s, max(task.end_s, last_window_end) + context)
     # Read by path again: checked against the plan before anything is computed or kept.
     as_planned = functools.partial(prepare_cache.read_as_planned, task.path, local, task.sha256,
                                    task.signature)
@@ -276,12 +271,12 @@ class ComputeChunkFeatures(beam.DoFn):
       return
     # A chunk kept by an earlier run that did not complete the file (killed) stands for this
     # one only if it was computed from these very samples: decoding is cheap, CREPE is not.
-    digest = _audio_digest(audio16, audio_sr)
+    digest = _audio_digest(audio16, audio_sr) if self.cache else None
     kept = self.cache and self.cache.read_chunk(task.sha256, task.chunk_index,
-                                                chunk_plan(task), task.path)
-    if kept and kept[4] == digest:
+                                                chunk_plan(task), digest, task.path)
+    if kept:
       self.chunks_cached.inc()
-      yield from self._emit(task, *kept[:4], cached=True)
+      yield from self._emit(task, *kept, cached=True)
       return
     feats = features_lib.compute_features(
         audio16, frame_rate=spec.frame_rate, viterbi=cfg.viterbi, padding=spec.padding,

@@ -238,48 +238,32 @@ class PrepareCache:
     except (OSError, ValueError):
       return None
 
-  def read_chunk(self, sha: str, index: int, plan: dict, path: str):
-    """A kept chunk computed with the same `plan`, or None; its windows named as input `path`.
+  def read_chunk(self, sha: str, index: int, plan: dict, audio_digest: str, path: str):
+    """A kept chunk computed with the same `plan` from samples of `audio_digest`, or None.
 
-    Returns (records, windows, stats, summary, audio digest) as `write_chunk` was
-    given them; None for a chunk that is missing, unreadable or inconsistent, of
-    another plan, or kept without its summary (by an older version): such a
-    chunk is computed again.
+    Returns (records, windows, stats, summary) as `write_chunk` was given them,
+    its windows named as input `path`; None for a chunk that is missing,
+    unreadable or inconsistent, of another plan or other samples, or kept
+    without its summary (by an older version): such a chunk is computed again.
     """
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    stem = os.path.join(self.entry(sha), f"chunk-{index:05d}")
+    npz = os.path.join(self.entry(sha), f"chunk-{index:05d}.npz")
     try:
-      with np.load(stem + ".npz", allow_pickle=False) as arrays:
-        meta = json.loads(str(arrays["meta"]))
-        if not _reusable(meta, plan):
-          return None
-        n = len(meta["splits"])
-        if len(meta["windows"]) != n or any(len(arrays[k + "_len"]) != n for k in STATS_KEYS):
-          return None
-        stats = {k: np.split(arrays[k], np.cumsum(arrays[k + "_len"])[:-1]) for k in STATS_KEYS}
-        voiced_f0 = arrays["voiced_f0"]
-      records = list(tf.data.TFRecordDataset(stem + ".tfrecord").as_numpy_iterator())
-      if len(records) != n:
+      if not _reusable(_chunk_meta(npz), plan, audio_digest):  # before the records are read
         return None
-      if meta["path"] != path:  # the same content under another name
-        records = [_renamed_example(r, path) for r in records]
+      meta, records, windows, stats, voiced_f0 = _load_chunk(npz, path)
     except Exception:  # pylint: disable=broad-except
-      # Whatever a torn or foreign file raises (EOFError, BadZipFile, DataLossError, ...):
-      # the chunk is computed again and rewritten.
+      # Whatever a torn or foreign file raises (EOFError, BadZipFile, DataLossError, a
+      # length mismatch, ...): the chunk is computed again and rewritten.
       return None
-    return (list(zip(meta["splits"], records, strict=True)),
-            [dict(w, path=path) for w in meta["windows"]],
-            [{k: stats[k][i] for k in STATS_KEYS} for i in range(n)],
-            dict(meta["summary"], voiced_f0=voiced_f0), meta["audio_digest"])
+    return records, windows, stats, dict(meta["summary"], voiced_f0=voiced_f0)
 
   def kept_chunks(self, sha: str, plans: Sequence[dict]) -> int:
     """How many of `plans` (chunk 0, 1, ...) have a kept chunk of that plan (digests unchecked)."""
     count = 0
     for index, plan in enumerate(plans):
       try:
-        with np.load(os.path.join(self.entry(sha), f"chunk-{index:05d}.npz"),
-                     allow_pickle=False) as arrays:
-          count += _reusable(json.loads(str(arrays["meta"])), plan)
+        count += _reusable(_chunk_meta(os.path.join(self.entry(sha), f"chunk-{index:05d}.npz")),
+                           plan)
       except Exception:  # pylint: disable=broad-except
         pass
     return count
@@ -301,10 +285,36 @@ class PrepareCache:
         pass
 
 
-def _reusable(meta: dict, plan: dict) -> bool:
-  """Whether a kept chunk's meta was written for `plan` with what a resumed run needs."""
+def _reusable(meta: dict, plan: dict, audio_digest: Optional[str] = None) -> bool:
+  """Whether a kept chunk's meta was written for `plan` (and samples of `audio_digest`, when
+  given) with what a resumed run needs."""
   return (meta.get("plan") == json.loads(json.dumps(plan)) and "summary" in meta
-          and bool(meta.get("audio_digest")))
+          and bool(meta.get("audio_digest"))
+          and (audio_digest is None or meta["audio_digest"] == audio_digest))
+
+
+def _chunk_meta(npz: str) -> dict:
+  with np.load(npz, allow_pickle=False) as arrays:
+    return json.loads(str(arrays["meta"]))
+
+
+def _load_chunk(npz: str, path: str):
+  """A kept chunk as input `path`: (meta, [(split, record)], window rows, stats inputs,
+  voiced_f0 or None). Raises when its parts disagree in length."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  with np.load(npz, allow_pickle=False) as arrays:
+    meta = json.loads(str(arrays["meta"]))
+    n = len(meta["splits"])
+    if len(meta["windows"]) != n or any(len(arrays[k + "_len"]) != n for k in STATS_KEYS):
+      raise ValueError(f"{npz}: its windows, splits and statistics differ in number")
+    stats = {k: np.split(arrays[k], np.cumsum(arrays[k + "_len"])[:-1]) for k in STATS_KEYS}
+    voiced_f0 = arrays["voiced_f0"] if "voiced_f0" in arrays else None
+  records = list(tf.data.TFRecordDataset(npz[:-4] + ".tfrecord").as_numpy_iterator())
+  if meta["path"] != path:  # the same content under another name
+    records = [_renamed_example(r, path) for r in records]
+  return (meta, list(zip(meta["splits"], records, strict=True)),
+          [dict(w, path=path) for w in meta["windows"]],
+          [{k: stats[k][i] for k in STATS_KEYS} for i in range(n)], voiced_f0)
 
 
 def _renamed_example(record: bytes, path: str) -> bytes:
@@ -330,7 +340,6 @@ class ReplayCachedFiles(beam.DoFn):
     self.windows = {s: Metrics.counter(NAMESPACE, f"windows_{s}") for s in ("train", "eval")}
 
   def process(self, element):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     path, sha = element
     entry = self.cache.entry(sha)
     self.files_cached.inc()
@@ -348,16 +357,12 @@ class ReplayCachedFiles(beam.DoFn):
       raise RuntimeError(f"prepare cache entry {entry} is incomplete "
                          f"({len(chunks)} of {kept['chunks']} chunks); delete it")
     for npz in chunks:
-      with np.load(npz, allow_pickle=False) as arrays:
-        meta = json.loads(str(arrays["meta"]))
-        stats = {k: np.split(arrays[k], np.cumsum(arrays[k + "_len"])[:-1]) for k in STATS_KEYS}
-      rename = meta["path"] != path
-      records = tf.data.TFRecordDataset(npz[:-4] + ".tfrecord").as_numpy_iterator()
-      for i, (split, record) in enumerate(zip(meta["splits"], records, strict=True)):
-        self.windows[split].inc()
-        yield (split, _renamed_example(record, path) if rename else record)
-        yield beam.pvalue.TaggedOutput("windows", dict(meta["windows"][i], path=path))
-        yield beam.pvalue.TaggedOutput("stats", {k: stats[k][i] for k in STATS_KEYS})
+      _, records, windows, stats, _ = _load_chunk(npz, path)
+      for record, row, stats_input in zip(records, windows, stats, strict=True):
+        self.windows[record[0]].inc()
+        yield record
+        yield beam.pvalue.TaggedOutput("windows", row)
+        yield beam.pvalue.TaggedOutput("stats", stats_input)
     yield beam.pvalue.TaggedOutput("files", dict(kept["row"], path=path))
 
 
