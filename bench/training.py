@@ -6,9 +6,10 @@ Every figure has a baseline measured in the same run:
   per-harmonic code of ddsp-beam <= 0.3 and magenta's method);
 - the train step (forward, backward, Adam) of tiny_instrument.gin and
   solo_instrument.gin: the default (graph, float32), with XLA, with the
-  decoder in bfloat16, against the step as it was (per-harmonic synthesis,
-  no XLA), each with its achieved GFLOP/s (model FLOPs, see `step_flops`)
-  next to the matmul roofline measured by bench/run.py;
+  decoder in bfloat16, with the decoder at 50 frames/s (`Autoencoder.frame_rate
+  = 50` on the same 250-frame batch, `training.decimate_features`), against
+  the step as it was (per-harmonic synthesis, no XLA), each with its
+  achieved GFLOP/s (model FLOPs, see `step_flops`) next to the matmul roofline measured by bench/run.py;
 - a profile of the new step's parts, each as its own compiled function,
   forward only (decoder, harmonic synthesis, filtered noise, reverb, loss);
 - steps/s fed by the real tf.data pipeline (parse, shuffle, batch) of a
@@ -88,10 +89,13 @@ def step_flops(model, frames=FRAMES, batch=BATCH):
 
 
 def _trainer(gin_file, mode):
-  """A fresh model and trainer: mode 'reference' (the step as it was), 'nojit', 'xla', 'bf16'."""
+  """A fresh model and trainer: mode 'reference' (the step as it was), 'nojit', 'xla', 'bf16',
+  'cr50' (the decoder at 50 frames/s on the same 250-frame batch, decimated)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from ddsp_core import model as model_lib, synth, synth_reference, training  # pylint: disable=g-import-not-at-top
-  training.parse_gin([gin_file], training.precision_bindings("bfloat16" if mode == "bf16" else None))
+  bindings = training.precision_bindings("bfloat16" if mode == "bf16" else None)
+  training.parse_gin([gin_file], bindings + (["Autoencoder.frame_rate = 50"] if mode == "cr50"
+                                             else []))
   tf.random.set_seed(0)
   model = model_lib.Autoencoder()
   if mode == "reference":
@@ -112,12 +116,16 @@ def _reference_synthesize(model, synth, synth_reference):
 
 
 def step_timings(gin_file, modes, repeats=3):
+  """Seconds per train step in each mode, and each mode's model FLOPs (`flops_<mode>`)."""
+  from ddsp_core import training  # pylint: disable=g-import-not-at-top
   batch = synthetic_batch()
   out = {}
   for mode in modes:
     model, trainer = _trainer(gin_file, mode)
-    out[mode] = _median_seconds(lambda t=trainer: float(t.train_step(batch)["loss"]), repeats)
-    out["flops"] = step_flops(model)
+    stride = training.control_stride(250, model.frame_rate)
+    fed = training.decimate_features(batch, stride)
+    out[mode] = _median_seconds(lambda t=trainer, b=fed: float(t.train_step(b)["loss"]), repeats)
+    out[f"flops_{mode}"] = step_flops(model, frames=FRAMES // stride)
   return out
 
 
@@ -234,11 +242,12 @@ def training_figures(add, roof, roof_bf16, magenta_py, quick=False, repeats=3):
   with tempfile.TemporaryDirectory() as tmp:
     dataset = prepare_dataset(os.path.join(tmp, "violin"))
     for gin_file in ["tiny_instrument.gin"] + ([] if quick else ["solo_instrument.gin"]):
-      times = step_timings(gin_file, ("reference", "nojit", "xla", "bf16"), repeats)
-      flops = times["flops"]
+      times = step_timings(gin_file, ("reference", "nojit", "xla", "bf16", "cr50"), repeats)
       for mode, label in (("nojit", "default: graph, float32"), ("xla", "XLA, float32"),
-                          ("bf16", "graph, decoder bfloat16")):
+                          ("bf16", "graph, decoder bfloat16"),
+                          ("cr50", "decoder at 50 frames/s, graph, float32")):
         peak = roof_bf16 if mode == "bf16" else roof
+        flops = times[f"flops_{mode}"]
         add(f"train step, {gin_file}, batch 16 x 4 s, {label} (s)", round(times[mode], 3),
             round(times["reference"], 3),
             f"{flops / times[mode] / 1e9:.1f} GFLOP/s = {flops / times[mode] / 1e9 / peak:.0%} of "

@@ -181,10 +181,49 @@ def dataset_files(data_dir: str, split: str):
   return sorted(glob.glob(os.path.join(data_dir, f"{split}.tfrecord-*")))
 
 
+FRAME_FEATURES = ("f0_hz", "f0_confidence", "loudness_db")
+
+
+def control_stride(data_frame_rate: int, model_frame_rate: int) -> int:
+  """Dataset frames per model frame (1: the same rate); raises unless it divides."""
+  if model_frame_rate <= 0 or data_frame_rate % model_frame_rate:
+    raise ValueError(f"the model's frame rate ({model_frame_rate}) must divide the dataset's "
+                     f"({data_frame_rate}); set Autoencoder.frame_rate")
+  return data_frame_rate // model_frame_rate
+
+
+def decimate_features(example: Dict, stride: int) -> Dict:
+  """Keeps every `stride`-th frame of the per-frame features (audio untouched).
+
+  Frame i of the result is frame i * stride of the input, the frame centred
+  (or starting) on the same sample as frame i computed at the lower rate: for
+  loudness (512-sample windows, longer than any hop down to 31.25 frames/s)
+  it is exactly that, for CREPE's f0 what it would be up to Viterbi's
+  smoothing. Both are smooth at a frame's scale, so nothing aliases that the
+  features computed at the model's rate would not carry. Counts also agree:
+  'center' n // hop + 1 and 'same' ceil(n / hop) frames (`ddsp_core.framing`).
+
+  Args:
+    example: {'f0_hz', 'f0_confidence', 'loudness_db': [..., F], ...}.
+    stride: Dataset frames per model frame.
+
+  Returns:
+    The same dict with those features at [..., ceil(F / stride)].
+  """
+  if stride == 1:
+    return example
+  return {k: (v[..., ::stride] if k in FRAME_FEATURES else v) for k, v in example.items()}
+
+
 def make_dataset(files: Sequence[str], feature_spec: Dict, batch_size: int, model_sample_rate: int,
                  data_sample_rate: int, shuffle_buffer: int = 1000, repeat: bool = True,
-                 seed: Optional[int] = None, drop_remainder: bool = True) -> tf.data.Dataset:
-  """Batches of {'audio' (at the model's rate), 'f0_hz', 'f0_confidence', 'loudness_db'}."""
+                 seed: Optional[int] = None, drop_remainder: bool = True,
+                 stride: int = 1) -> tf.data.Dataset:
+  """Batches of {'audio' (at the model's rate), 'f0_hz', 'f0_confidence', 'loudness_db'}.
+
+  `stride` > 1 feeds a model whose decoder runs at a lower frame rate than
+  the dataset's (`decimate_features`): no dataset has to be prepared again.
+  """
   audio_key = "audio" if data_sample_rate == model_sample_rate else "audio_16k"
   if audio_key not in feature_spec:
     raise ValueError(f"the dataset has no audio at the model's {model_sample_rate} Hz")
@@ -193,8 +232,9 @@ def make_dataset(files: Sequence[str], feature_spec: Dict, batch_size: int, mode
 
   def parse(record):
     ex = tf.io.parse_single_example(record, spec)
-    return {"audio": ex[audio_key], "f0_hz": ex["f0_hz"], "f0_confidence": ex["f0_confidence"],
-            "loudness_db": ex["loudness_db"]}
+    return decimate_features({"audio": ex[audio_key], "f0_hz": ex["f0_hz"],
+                              "f0_confidence": ex["f0_confidence"],
+                              "loudness_db": ex["loudness_db"]}, stride)
   ds = tf.data.TFRecordDataset(list(files), num_parallel_reads=tf.data.AUTOTUNE)
   if repeat:
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()

@@ -131,9 +131,8 @@ def run_training(data_dir, model_dir: str, gin_files: Sequence[str] = ("solo_ins
   tf.random.set_seed(seed)  # before the weights are made
   with strategy.scope() if strategy else contextlib.nullcontext():
     model = build_model(model_dir, gin_files, gin_params)
-  if model.frame_rate != spec.frame_rate:
-    raise ValueError(f"the model's frame rate ({model.frame_rate}) differs from the dataset's "
-                     f"({spec.frame_rate}); set Autoencoder.frame_rate")
+  # A decoder at a lower frame rate than the dataset's reads every stride-th frame.
+  stride = training.control_stride(spec.frame_rate, model.frame_rate)
   trainer = training.Trainer(model, training.train_settings(), strategy=strategy,
                              jit_compile=jit_compile and strategy is None, seed=seed)
   settings = trainer.settings
@@ -153,7 +152,7 @@ def run_training(data_dir, model_dir: str, gin_files: Sequence[str] = ("solo_ins
     raise ValueError(f"{data_dir}: no train.tfrecord-* shards")
   ds = training.make_dataset(files, examples.feature_spec(spec, with_provenance=False),
                              settings["batch_size"], model.sample_rate, spec.sample_rate,
-                             settings["shuffle_buffer"], seed=seed)
+                             settings["shuffle_buffer"], seed=seed, stride=stride)
   if strategy:
     ds = strategy.experimental_distribute_dataset(ds)
   writer = tf.summary.create_file_writer(os.path.join(model_dir, "summaries", "train"))
@@ -235,7 +234,8 @@ def evaluate(model_dir: str, data_dir, split: str = "eval", model=None,
   if not files:
     raise ValueError(f"{data_dir}: no {split} records")
   ds = training.make_dataset(files, examples.feature_spec(spec, with_provenance=False), 1,
-                             model.sample_rate, spec.sample_rate, repeat=False)
+                             model.sample_rate, spec.sample_rate, repeat=False,
+                             stride=training.control_stride(spec.frame_rate, model.frame_rate))
   rows, losses = [], []
   first_audio = None
   for batch in ds.take(max_examples):
@@ -246,7 +246,7 @@ def evaluate(model_dir: str, data_dir, split: str = "eval", model=None,
     gen = audio.numpy()[0]
     if first_audio is None:
       first_audio = (target.numpy()[0], gen)
-    gen_features = features_lib.compute_features(gen, model.sample_rate, spec.frame_rate,
+    gen_features = features_lib.compute_features(gen, model.sample_rate, model.frame_rate,
                                                  model=crepe_model, padding=spec.padding)
     truth = {k: batch[k].numpy()[0] for k in ("f0_hz", "f0_confidence", "loudness_db")}
     row = metrics_lib.example_metrics(truth, gen_features)

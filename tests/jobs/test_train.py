@@ -10,6 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import soundfile
 import tensorflow as tf
 
 from ddsp_core import training
@@ -216,3 +217,34 @@ def test_a_checkpoint_write_cut_short_resumes_from_the_last_complete_one(dataset
     f.write('model_checkpoint_path: "ckpt-4"\n')
   result = train.run_training(dataset, model_dir, steps=3, **args)
   assert result.resumed_from == 2 and result.step == 3
+
+
+def test_a_decoder_at_50_frames_per_second_trains_on_250_frame_data(dataset, tmp_path):
+  """`Autoencoder.frame_rate = 50` reads every 5th frame of the same records; it learns,
+  and transfer computes its features at 50 frames/s."""
+  model_dir = str(tmp_path / "m50")
+  base = ["train", "--data", dataset, "--model_dir", model_dir, "--gin_param",
+          "Autoencoder.frame_rate = 50", "--gin_param", "Autoencoder.reverb_length = 0"] + FAST
+  assert cli.main(base + ["--steps", "1"]) == 0
+  first = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
+  assert cli.main(base + ["--steps", "40"]) == 0
+  last = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
+  assert last["spectral_loss"] < 0.8 * first["spectral_loss"]
+  info = json.load(open(os.path.join(model_dir, "model.json")))
+  assert info["frame_rate"] == 50 and info["dataset"]["frame_rate"] == 250
+  take = os.path.join(DEMO_CORPUS, "violin", sorted(os.listdir(os.path.join(DEMO_CORPUS,
+                                                                            "violin")))[0])
+  out = tmp_path / "out.wav"
+  assert cli.main(["transfer", take, "--model", model_dir, "-o", str(out), "--crepe_model",
+                   "tiny"]) == 0
+  rendered, rate = soundfile.read(str(out))
+  assert rate == 16000
+  assert len(rendered) / rate == pytest.approx(soundfile.info(take).duration, abs=0.01)
+  assert np.abs(rendered).max() > 1e-3
+
+
+def test_a_model_rate_that_does_not_divide_the_dataset_s_is_refused(dataset, tmp_path):
+  with pytest.raises(ValueError, match="must divide the dataset's"):
+    train.run_training(dataset, str(tmp_path / "m"), ["tiny_instrument.gin"],
+                       ["Autoencoder.frame_rate = 100"], steps=1, progress=False,
+                       evaluate_at_end=False)
