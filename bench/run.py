@@ -25,6 +25,9 @@ Figures (each a median over --repeats runs where cheap):
   per folder of the default and its levers (bench/pitch_vs_magenta.py; about 90 minutes);
 - transfer_quality: how close the shipped instruments' and the demo model's transfers of the
   shared transfer takes come to real instruments (bench/transfer_quality.py; needs FluidSynth);
+- time_to_quality (opt-in, about 100 minutes): held-out loss after 20 minutes of wall-clock
+  training, ddsp-beam's tiny and solo at 250 and 50 frames/s and magenta's `ddsp_run` solo, on a
+  prepared instrument dataset (bench/time_to_quality.py);
 - studio: a re-render of a 20 s take through the shipped violin from cached features, until the
   output plays and until its f0 error shows, against its first render (bench/studio.py);
 - runners: `ddsp-beam prepare` (tiny) on train/ with the DirectRunner in one
@@ -207,7 +210,12 @@ def main(argv=None):
                   "pitch (bench/pitch_vs_magenta.py: the default over all corpus folders "
                   "against one magenta run; about 90 minutes), "
                   "transfer_quality (bench/transfer_quality.py: the shipped and demo models "
-                  "against real instruments; needs FluidSynth)")
+                  "against real instruments; needs FluidSynth); opt-in: time_to_quality "
+                  "(bench/time_to_quality.py: about 100 minutes on --ttq_data)")
+  ap.add_argument("--ttq_data", default=os.path.join(
+      REPO, "instruments", "out", "tenor_saxophone", "datasets", "tenor_saxophone"),
+                  help="the prepared dataset of section time_to_quality (default: the one "
+                  "`make instruments INSTRUMENTS=tenor_saxophone` prepares)")
   ap.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                 f"{datetime.date.today().isoformat()}.md"))
   args = ap.parse_args(argv)
@@ -257,6 +265,10 @@ def main(argv=None):
       pitch_vs_magenta.main(["--out", args.out.replace(".md", "-pitch.md")])
     else:
       print("section pitch skipped: bash bench/make_magenta_venv.sh builds the side venv")
+  if "time_to_quality" in sections:
+    from bench import time_to_quality  # pylint: disable=g-import-not-at-top
+    time_to_quality.main(["--data", args.ttq_data,
+                          "--out", args.out.replace(".md", "-time-to-quality.md")])
   if "transfer_quality" in sections:
     from bench import transfer_quality  # pylint: disable=g-import-not-at-top
     transfer_quality.main(["--out", args.out.replace(".md", "-transfer-quality.md")])
