@@ -26,6 +26,7 @@ the results file, not by default.
 
 import argparse
 import datetime
+import glob
 import json
 import os
 import re
@@ -148,13 +149,11 @@ def _ours_model(model_dir):
 
 
 def _magenta_model(save_dir):
-  import glob  # pylint: disable=g-import-not-at-top
-  from ddsp_core import magenta_model, model as model_lib, training  # pylint: disable=g-import-not-at-top
+  """magenta's checkpoints read into ddsp-beam's model, as `ddsp-beam import-model` does."""
+  from ddsp_core import magenta_model  # pylint: disable=g-import-not-at-top
+  from jobs import import_model  # pylint: disable=g-import-not-at-top
   config = sorted(glob.glob(os.path.join(save_dir, "operative_config-*.gin")))[-1]
-  settings = magenta_model.settings_from_gin(
-      magenta_model.parse_gin_bindings(open(config, encoding="utf-8").read(), config), config)
-  training.parse_gin([], magenta_model.gin_text(settings).splitlines())
-  model = model_lib.Autoencoder()
+  model, _ = import_model.build_from_magenta_config(config, save_dir)
 
   def load(prefix):
     magenta_model.load_magenta_weights(model, prefix)

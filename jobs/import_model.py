@@ -73,6 +73,21 @@ def dataset_padding(bindings) -> str:
   return "center" if centered else "same"
 
 
+def build_from_magenta_config(config: str, scratch: str):
+  """ddsp-beam's model of a magenta operative config (fresh weights), and the config's bindings.
+
+  The config is read as text (`ddsp_core.magenta_model`), never executed; the
+  equivalent ddsp-beam gin is written to `scratch` and parsed.
+  """
+  with open(config, encoding="utf-8") as f:
+    bindings = magenta_model.parse_gin_bindings(f.read(), os.path.basename(config))
+  settings = magenta_model.settings_from_gin(bindings, os.path.basename(config))
+  gin_path = os.path.join(scratch, "imported.gin")
+  with open(gin_path, "w", encoding="utf-8") as f:
+    f.write(magenta_model.gin_text(settings))
+  return model_dir_lib.build_model(None, [gin_path]), bindings
+
+
 def import_model(source: str, output: str, trust_pickle: bool = False,
                  cache_dir: Optional[str] = None) -> ImportResult:
   """Imports a magenta model dir or zip into the ddsp-beam model dir `output`."""
@@ -87,13 +102,7 @@ def import_model(source: str, output: str, trust_pickle: bool = False,
     folder = _find_model_dir(root)
     config = model_dir_lib.latest_operative_config(folder) or sorted(
         glob.glob(os.path.join(folder, "operative_config-*.gin")))[-1]
-    with open(config, encoding="utf-8") as f:
-      bindings = magenta_model.parse_gin_bindings(f.read(), os.path.basename(config))
-    settings = magenta_model.settings_from_gin(bindings, os.path.basename(config))
-    gin_path = os.path.join(scratch, "imported.gin")
-    with open(gin_path, "w", encoding="utf-8") as f:
-      f.write(magenta_model.gin_text(settings))
-    model = model_dir_lib.build_model(None, [gin_path])
+    model, bindings = build_from_magenta_config(config, scratch)
     checkpoint = _latest_checkpoint(folder)
     step = int(checkpoint.rsplit("-", 1)[1])
     weights = magenta_model.load_magenta_weights(model, checkpoint)

@@ -232,6 +232,10 @@ def test_a_decoder_at_50_frames_per_second_trains_on_250_frame_data(dataset, tmp
   assert np.mean(losses[-5:]) < 0.8 * losses[0]
   info = json.load(open(os.path.join(model_dir, "model.json")))
   assert info["frame_rate"] == 50 and info["dataset"]["frame_rate"] == 250
+  # Evaluation compares the resynthesis' features at the model's rate with the decimated truth.
+  metrics = train.evaluate(model_dir, dataset, max_examples=2, crepe_model="tiny", progress=False)
+  assert metrics["step"] == 30 and metrics["spectral_loss"] > 0
+  assert 0 <= metrics["loudness_l1_db"] < 60
   take = os.path.join(DEMO_CORPUS, "violin", "violin_portamento.wav")
   out = tmp_path / "out.wav"
   assert cli.main(["transfer", take, "--model", model_dir, "-o", str(out), "--crepe_model",
