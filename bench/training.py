@@ -99,9 +99,20 @@ def _trainer(gin_file, mode):
   tf.random.set_seed(0)
   model = model_lib.Autoencoder()
   if mode == "reference":
-    # The step as it was: every harmonic synthesised on its own track, no XLA.
+    # The step as it was: every harmonic synthesised on its own track, no XLA,
+    # the decoder's GRU and layer norms differentiated by autodiff.
     model.synthesize = _reference_synthesize(model, synth, synth_reference)
+    _autodiff_decoder(model)
   return model, training.Trainer(model, jit_compile=mode == "xla")
+
+
+def _autodiff_decoder(model):
+  from ddsp_core import gru, model as model_lib  # pylint: disable=g-import-not-at-top
+  for module in model.submodules:
+    if isinstance(module, model_lib.Gru):
+      module.recurrence = gru.gru_recurrence_autodiff
+    elif isinstance(module, model_lib.LayerNorm):
+      module.function = model_lib.layer_norm_autodiff
 
 
 def _reference_synthesize(model, synth, synth_reference):

@@ -14,7 +14,7 @@ bound to a length when it is built. Configured with gin (`ddsp_core/gin/`).
 import gin
 import tensorflow as tf
 
-from ddsp_core import synth
+from ddsp_core import gru, synth
 from ddsp_core.loudness import DB_RANGE
 
 
@@ -57,10 +57,44 @@ class LayerNorm(tf.Module):
     self.gamma = tf.Variable(tf.ones([n]), name="gamma")
     self.beta = tf.Variable(tf.zeros([n]), name="beta")
     self.epsilon = epsilon
+    self.function = layer_norm  # layer_norm_autodiff: the bench's old step
 
   def __call__(self, x):
-    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-    return (x - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+    return self.function(x, self.gamma, self.beta, self.epsilon)
+
+
+def layer_norm_autodiff(x, gamma, beta, epsilon):
+  """`layer_norm` by autodiff through `tf.nn.moments`: the definition (tests, the old step)."""
+  mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+  return (x - mean) * tf.math.rsqrt(variance + epsilon) * gamma + beta
+
+
+def layer_norm(x, gamma, beta, epsilon):
+  """(x - mean) / sqrt(variance + epsilon) * gamma + beta over the last axis.
+
+  The backward pass is the closed form (three reductions over channels)
+  rather than autodiff through `tf.nn.moments`, which takes twice as long;
+  a solo step has nine of these on [16000, 512] activations.
+  """
+
+  @tf.custom_gradient
+  def norm(x, gamma, beta):
+    centred = x - tf.reduce_mean(x, axis=-1, keepdims=True)
+    inv_std = tf.math.rsqrt(tf.reduce_mean(centred * centred, axis=-1, keepdims=True) + epsilon)
+    normed = centred * inv_std
+
+    def grad(dy):
+      g = dy * gamma
+      dx = inv_std * (g - tf.reduce_mean(g, axis=-1, keepdims=True)
+                      - normed * tf.reduce_mean(g * normed, axis=-1, keepdims=True))
+      channels = tf.shape(x)[-1]
+      d_gamma = tf.reduce_sum(tf.reshape(dy * normed, [-1, channels]), axis=0)
+      d_beta = tf.reduce_sum(tf.reshape(dy, [-1, channels]), axis=0)
+      return dx, d_gamma, d_beta
+
+    return normed * gamma + beta, grad
+
+  return norm(x, gamma, beta)
 
 
 class FcStack(tf.Module):
@@ -82,7 +116,7 @@ class Gru(tf.Module):
   """A GRU over time (Keras' `reset_after` formulation), state in and out.
 
   Input projections for all frames are one matmul; only the recurrence runs
-  in a loop (`tf.scan`).
+  in a loop (`ddsp_core.gru`, whose backward pass is written by hand).
   """
 
   def __init__(self, n_in, units, compute_dtype="float32", name=None):
@@ -90,22 +124,16 @@ class Gru(tf.Module):
     self.units = units
     self.input_kernel = Dense(n_in, 3 * units, compute_dtype, name="input")
     self.recurrent_kernel = Dense(units, 3 * units, compute_dtype, name="recurrent")
+    self.recurrence = gru.gru_recurrence  # gru_recurrence_autodiff: the bench's old step
 
   def __call__(self, x, state=None):
     """x: [B, F, n_in]; state: [B, units] or None. Returns ([B, F, units], [B, units])."""
     if state is None:
       state = tf.zeros([tf.shape(x)[0], self.units])
     projected = tf.transpose(self.input_kernel(x), [1, 0, 2])  # [F, B, 3u]
-    u = self.units
-
-    def step(h, xp):
-      hp = self.recurrent_kernel(h)
-      z = tf.sigmoid(xp[:, :u] + hp[:, :u])
-      r = tf.sigmoid(xp[:, u:2 * u] + hp[:, u:2 * u])
-      candidate = tf.tanh(xp[:, 2 * u:] + r * hp[:, 2 * u:])
-      return z * h + (1.0 - z) * candidate
-
-    outputs = tf.scan(step, projected, initializer=state)  # [F, B, u]
+    outputs = self.recurrence(projected, state, self.recurrent_kernel.kernel,
+                                 self.recurrent_kernel.bias,
+                                 self.recurrent_kernel.compute_dtype)  # [F, B, u]
     return tf.transpose(outputs, [1, 0, 2]), outputs[-1]
 
 
