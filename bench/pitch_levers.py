@@ -50,7 +50,7 @@ class Config:
   @classmethod
   def parse(cls, text: str) -> "Config":
     parts = text.split("/")
-    if parts[0] == crepe_lib.CASCADE and parts[1].startswith("int8"):
+    if parts[0] in (crepe_lib.CASCADE, "octave") and parts[1].startswith("int8"):
       raise ValueError(f"{text}: the cascade runs in float32 or bfloat16 only")
     return cls(parts[0], parts[1], int(parts[2]), float(parts[3]) if len(parts) > 3 else None)
 
@@ -60,6 +60,8 @@ class Config:
     skip = f", skip <= {self.skip_silent_db:g} dB" if self.skip_silent_db is not None else ""
     if self.model == "cascade":
       return f"cascade small -> full, {self.precision}, {self.f0_rate}{skip}"
+    if self.model == "octave":
+      return f"octave-guided cascade (bench/crepe_octave.py), {self.precision}, {self.f0_rate}{skip}"
     return f"{self.model}, {self.precision}, {self.f0_rate}{skip}"
 
 
@@ -100,10 +102,14 @@ def run_config(config: Config, files: List[Dict], scorer) -> Dict:
   if config.precision in ("int8", "int8-weights"):
     from bench import crepe_int8  # pylint: disable=g-import-not-at-top
     net = crepe_int8.Int8Crepe(config.model, config.precision)
+  elif config.model == "octave":
+    from bench import crepe_octave  # pylint: disable=g-import-not-at-top
+    net = crepe_octave.OctaveGuidedCascade(config.precision)
   else:
     net = crepe_lib.get_model(config.model, config.precision)  # 'cascade': crepe.CascadeModel
   net.activations(np.zeros((4, crepe_lib.FRAME_SIZE), np.float32))  # build, warm
-  if config.model == crepe_lib.CASCADE:
+  two_stage = hasattr(net, "full_frames")
+  if two_stage:
     net.frames = net.full_frames = 0  # one cascade per process: count this config's frames only
   wall = cpu = 0.0
   skipped = frames = 0
@@ -111,7 +117,7 @@ def run_config(config: Config, files: List[Dict], scorer) -> Dict:
   shares = {"skipped": {}, "full": {}}  # per folder: [numerator, frames]
   for f in files:
     audio = f["pcm"]
-    before = (net.full_frames, net.frames) if config.model == crepe_lib.CASCADE else None
+    before = (net.full_frames, net.frames) if two_stage else None
     t0, c0 = time.perf_counter(), time.process_time()
     feats = features_lib.compute_features(audio, frame_rate=FRAME_RATE, crepe_model=net,
                                           f0_rate=None if config.f0_rate == FRAME_RATE else config.f0_rate,
@@ -133,8 +139,11 @@ def run_config(config: Config, files: List[Dict], scorer) -> Dict:
                             feats["f0_confidence"].astype(float), backend="numpy")
     per_file.append((f, m))
   result = summarise(config, files, per_file, wall, cpu, skipped, frames, scorer)
-  if config.model == "cascade":  # the share of CREPE's frames that went through full too
+  if two_stage:  # the share of CREPE's frames that went through full too
     result["full_share"] = net.full_frames / max(net.frames, 1)
+  if hasattr(net, "moved"):
+    result["settled_share"] = net.settled / max(net.frames, 1)
+    result["moved_share"] = net.moved / max(net.frames, 1)
   result["folder_shares"] = {k: {folder: a / max(b, 1) for folder, (a, b) in v.items()}
                              for k, v in shares.items() if v}
   return result
@@ -196,6 +205,10 @@ def markdown(results: List[Dict], seconds: float, n_files: int) -> str:
     if "full_share" in r:
       lines.append(f"\n{r['config']}: {100 * r['full_share']:.1f}% of CREPE's frames went "
                    "through full as well as small.")
+    if "moved_share" in r:
+      lines.append(f"\n{r['config']}: {100 * r['settled_share']:.1f}% of CREPE's frames were low "
+                   "and settled by a full neighbour without full of their own; "
+                   f"{100 * r['moved_share']:.1f}% moved by whole octaves.")
     for kind, what in (("skipped", "of the frames skipped as silent"),
                        ("full", "of CREPE's frames through full as well")):
       per = r.get("folder_shares", {}).get(kind)

@@ -11,7 +11,9 @@ Every figure has a baseline measured in the same run:
   the step as it was (per-harmonic synthesis, no XLA), each with its
   achieved GFLOP/s (model FLOPs, see `step_flops`) next to the matmul roofline measured by bench/run.py;
 - a profile of the new step's parts, each as its own compiled function,
-  forward only (decoder, harmonic synthesis, filtered noise, reverb, loss);
+  forward only (decoder, harmonic synthesis, filtered noise, reverb, loss),
+  and of the decoder's forward + backward with its GRU alone (hand-written
+  backward and autodiff);
 - steps/s fed by the real tf.data pipeline (parse, shuffle, batch) of a
   prepared dataset, against the same step on one batch held in memory;
 - magenta's `ddsp_run --mode=train` on the same TFRecords, gin architecture
@@ -166,6 +168,46 @@ def profile_parts(gin_file, repeats=3):
   return result
 
 
+def decoder_backward_profile(gin_file, repeats=3):
+  """Forward + backward seconds of the decoder and of its GRU alone (hand-written and autodiff).
+
+  The profile behind `ddsp_core/gru.py`: at 250 frames/s the solo decoder's
+  backward pass was mostly the GRU's, and that mostly autodiff's per-frame
+  accumulation of the recurrent kernel's gradient.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from ddsp_core import gru, model as model_lib, training  # pylint: disable=g-import-not-at-top
+  training.parse_gin([gin_file])
+  model = model_lib.Autoencoder()
+  batch = synthetic_batch()
+  decoder = model.decoder
+  x = tf.random.stateless_uniform([BATCH, FRAMES, decoder.rnn.input_kernel.kernel.shape[0]],
+                                  (0, 1))
+
+  def grads(fn, variables):
+    with tf.GradientTape() as tape:
+      loss = fn()
+    return tape.gradient(loss, variables)
+
+  def decoder_loss():
+    controls, _ = model.controls(batch["f0_hz"], batch["loudness_db"])
+    return tf.add_n([tf.reduce_sum(v) for v in controls.values()])
+
+  parts = {"decoder": (decoder_loss, decoder.trainable_variables)}
+  for name, recurrence in (("GRU", gru.gru_recurrence), ("GRU by autodiff", gru.gru_recurrence_autodiff)):
+    def gru_loss(recurrence=recurrence):
+      decoder.rnn.recurrence = recurrence
+      return tf.reduce_sum(decoder.rnn(x)[0])
+    parts[name] = (gru_loss, decoder.rnn.trainable_variables)
+  result = {}
+  for name, (fn, variables) in parts.items():
+    compiled = tf.function(lambda fn=fn, variables=variables: grads(fn, variables))
+    result[name] = _median_seconds(lambda compiled=compiled: [g.numpy() for g in compiled()],
+                                   repeats)
+  decoder.rnn.recurrence = gru.gru_recurrence
+  return result
+
+
 def data_path_timings(dataset_dir, gin_file="tiny_instrument.gin", steps=10):
   """Steps/s of the default step fed by the real tf.data pipeline vs one batch in memory."""
   from ddsp_core import model as model_lib, training  # pylint: disable=g-import-not-at-top
@@ -273,6 +315,10 @@ def training_figures(add, roof, roof_bf16, magenta_py, quick=False, repeats=3):
       parts = profile_parts(gin_file, repeats)
       add(f"profile, {gin_file}: forward parts (s)", round(sum(parts.values()), 3),
           None, ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in parts.items()))
+      back = decoder_backward_profile(gin_file, repeats)
+      add(f"profile, {gin_file}: decoder forward + backward (s)", round(back["decoder"], 3), None,
+          f"of which the GRU {back['GRU'] * 1000:.0f} ms (by autodiff of its loop: "
+          f"{back['GRU by autodiff'] * 1000:.0f} ms)")
     data = data_path_timings(dataset)
     add("train steps/s fed by tf.data (tiny, default)", round(data["fed"], 3),
         round(data["held"], 3), f"pipeline alone {data['pipeline_batches_per_s']:.0f} batches/s; "
