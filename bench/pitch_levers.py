@@ -50,7 +50,7 @@ class Config:
   @classmethod
   def parse(cls, text: str) -> "Config":
     parts = text.split("/")
-    if parts[0] in (crepe_lib.CASCADE, "octave") and parts[1].startswith("int8"):
+    if parts[0] in crepe_lib.CASCADES and parts[1].startswith("int8"):
       raise ValueError(f"{text}: the cascade runs in float32 or bfloat16 only")
     return cls(parts[0], parts[1], int(parts[2]), float(parts[3]) if len(parts) > 3 else None)
 
@@ -60,8 +60,8 @@ class Config:
     skip = f", skip <= {self.skip_silent_db:g} dB" if self.skip_silent_db is not None else ""
     if self.model == "cascade":
       return f"cascade small -> full, {self.precision}, {self.f0_rate}{skip}"
-    if self.model == "octave":
-      return f"octave-guided cascade (bench/crepe_octave.py), {self.precision}, {self.f0_rate}{skip}"
+    if self.model == crepe_lib.CASCADE_OCTAVE:
+      return f"cascade-octave (40 ms grid), {self.precision}, {self.f0_rate}{skip}"
     return f"{self.model}, {self.precision}, {self.f0_rate}{skip}"
 
 
@@ -102,15 +102,14 @@ def run_config(config: Config, files: List[Dict], scorer) -> Dict:
   if config.precision in ("int8", "int8-weights"):
     from bench import crepe_int8  # pylint: disable=g-import-not-at-top
     net = crepe_int8.Int8Crepe(config.model, config.precision)
-  elif config.model == "octave":
-    from bench import crepe_octave  # pylint: disable=g-import-not-at-top
-    net = crepe_octave.OctaveGuidedCascade(config.precision)
-  else:
-    net = crepe_lib.get_model(config.model, config.precision)  # 'cascade': crepe.CascadeModel
+  else:  # 'cascade': crepe.CascadeModel; 'cascade-octave': crepe_octave.OctaveCascadeModel
+    net = crepe_lib.get_model(config.model, config.precision)
   net.activations(np.zeros((4, crepe_lib.FRAME_SIZE), np.float32))  # build, warm
   two_stage = hasattr(net, "full_frames")
   if two_stage:
     net.frames = net.full_frames = 0  # one cascade per process: count this config's frames only
+    if hasattr(net, "moved"):
+      net.settled = net.moved = 0
   wall = cpu = 0.0
   skipped = frames = 0
   per_file = []

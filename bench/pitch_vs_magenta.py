@@ -41,12 +41,17 @@ MAGENTA_FLAGS = ["--num_shards=1", "--sample_rate=16000", "--frame_rate=250", "-
                  "--pipeline_options=--runner=DirectRunner"]
 
 
-def ours_prepare(files, work):
-  """`ddsp-beam prepare` with its defaults over the corpus folders, one command."""
+def ours_prepare(files, work, config=DEFAULT_CONFIG):
+  """`ddsp-beam prepare` over the corpus folders, one command, with the CREPE path `config`
+  (bench.pitch_levers' syntax; the default is prepare's own)."""
   inputs = []
   for f in files:
     inputs += ["--input", f["audio"]]
-  return bench_run.timed([bench_run.DDSP_BEAM, "prepare", *inputs, "--output",
+  c = pitch_levers.Config.parse(config)
+  crepe = ["--crepe_model", c.model, "--precision", c.precision, "--f0_rate", str(c.f0_rate)]
+  if c.skip_silent_db is not None:
+    crepe += ["--skip_silent_db", f"{c.skip_silent_db:g}"]
+  return bench_run.timed([bench_run.DDSP_BEAM, "prepare", *inputs, *crepe, "--output",
                           os.path.join(work, "ours"), "--no_progress"])
 
 
@@ -59,7 +64,7 @@ def magenta_prepare(files, work):
                           *MAGENTA_FLAGS])
 
 
-def report(files, seconds, prepare, magenta, levers, argv=()) -> str:
+def report(files, seconds, prepare, magenta, levers, argv=(), config=DEFAULT_CONFIG) -> str:
   folders = sorted({f["folder"] for f in files})
   where = ("the whole shared corpus" if set(folders) == set(pitch_levers.FOLDERS)
            else " + ".join(f"{folder}/" for folder in folders))
@@ -75,7 +80,8 @@ def report(files, seconds, prepare, magenta, levers, argv=()) -> str:
   m_wall = magenta[0] if magenta else None
   if prepare:
     ratio = f"**{m_wall / prepare[0]:.1f}x**" if m_wall else "-"
-    lines.append(f"| ddsp-beam prepare, defaults ({DEFAULT_CONFIG.replace('/', ', ')}) | "
+    what = "defaults" if config == DEFAULT_CONFIG else "--config"
+    lines.append(f"| ddsp-beam prepare, {what} ({config.replace('/', ', ')}) | "
                  f"{prepare[0]:.0f} | {prepare[0] / seconds:.3f} | {prepare[1]:.0f} | {ratio} |")
   if magenta:
     lines.append(f"| magenta ddsp 3.7.0 ddsp_prepare_tfrecord, default flags (full, float32, "
@@ -90,6 +96,9 @@ def report(files, seconds, prepare, magenta, levers, argv=()) -> str:
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--config", default=DEFAULT_CONFIG,
+                  help="prepare's CREPE path, MODEL/PRECISION/F0_RATE[/SKIP_SILENT_DB] (default: "
+                  "prepare's defaults)")
   ap.add_argument("--levers", default=DEFAULT_LEVERS,
                   help="configs (bench.pitch_levers' syntax) scored after the default")
   ap.add_argument("--limit", type=int, default=0, help="only the first N files (a smoke run)")
@@ -111,7 +120,7 @@ def main(argv=None):
 
   def write():
     text = report(files, seconds, state["prepare"], state["magenta"], state["levers"],
-                  sys.argv[1:] if argv is None else argv)
+                  sys.argv[1:] if argv is None else argv, args.config)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
       f.write(text)
@@ -120,7 +129,7 @@ def main(argv=None):
   with tempfile.TemporaryDirectory() as scratch:
     work = args.keep or scratch
     os.makedirs(work, exist_ok=True)
-    state["prepare"] = ours_prepare(files, work)
+    state["prepare"] = ours_prepare(files, work, args.config)
     print(f"ddsp-beam prepare: {state['prepare'][0]:.0f} s", flush=True)
     write()
     state["magenta"] = magenta_prepare(files, work)
@@ -132,7 +141,7 @@ def main(argv=None):
   scorer = pitch_levers.load_score_f0(bench_run.CORPUS)
   for f in files:
     f["pcm"], _ = audio_lib.load_audio(f["audio"])
-  for text in [DEFAULT_CONFIG] + [c for c in args.levers.split(",") if c]:
+  for text in [args.config] + [c for c in args.levers.split(",") if c]:
     result = pitch_levers.run_config(pitch_levers.Config.parse(text), files, scorer)
     state["levers"].append(result)
     print(f"  {result['config']}: all {100 * result['by_folder']['all']['RPA']:.2f}%", flush=True)

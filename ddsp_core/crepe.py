@@ -52,7 +52,11 @@ PRECISIONS = ("float32", "bfloat16")
 CASCADE = "cascade"
 CASCADE_CONFIDENCE = 0.5
 CASCADE_LOW_HZ = 400.0
-MODELS = tuple(CAPACITY_MULTIPLIERS) + (CASCADE,)
+# The octave-guided cascade ('cascade-octave', `crepe_octave.OctaveCascadeModel`): full only on a
+# 40 ms grid of the low frames, small's octave corrected from them in between.
+CASCADE_OCTAVE = "cascade-octave"
+CASCADES = (CASCADE, CASCADE_OCTAVE)  # small and full, both
+MODELS = tuple(CAPACITY_MULTIPLIERS) + CASCADES
 
 
 class CrepeWeightsNotFound(FileNotFoundError):
@@ -233,14 +237,19 @@ _MODEL_LOCK = threading.RLock()  # re-entrant: the cascade builds its two networ
 
 
 def get_model(model: str = "full", precision: str = "float32"):
-  """One `CrepeModel` (or `CascadeModel` for 'cascade') per (model, precision) per process."""
+  """One `CrepeModel` (or `CascadeModel` for 'cascade', `crepe_octave.OctaveCascadeModel` for
+  'cascade-octave') per (model, precision) per process."""
   if model not in MODELS:
     raise ValueError(f"unknown CREPE model {model!r}; choose one of {', '.join(MODELS)}")
   key = (model, precision)
   with _MODEL_LOCK:
     if key not in _MODEL_CACHE:
-      _MODEL_CACHE[key] = (CascadeModel(precision) if model == CASCADE
-                           else CrepeModel(model, precision))
+      if model == CASCADE_OCTAVE:
+        from ddsp_core import crepe_octave  # pylint: disable=g-import-not-at-top (it imports this)
+        _MODEL_CACHE[key] = crepe_octave.OctaveCascadeModel(precision)
+      else:
+        _MODEL_CACHE[key] = (CascadeModel(precision) if model == CASCADE
+                             else CrepeModel(model, precision))
     return _MODEL_CACHE[key]
 
 
@@ -248,7 +257,7 @@ def check_installed(model: str) -> None:
   """Raises `CrepeWeightsNotFound` (or ValueError) unless `model`'s weights are all installed."""
   if model not in MODELS:
     raise ValueError(f"unknown CREPE model {model!r}; choose one of {', '.join(MODELS)}")
-  for capacity in ("small", "full") if model == CASCADE else (model,):
+  for capacity in ("small", "full") if model in CASCADES else (model,):
     weights_path(capacity)
 
 

@@ -3,9 +3,10 @@
 `compute_features` is the one entry point the command line and the pipelines
 use, so a dataset, a feature report and a timbre transfer all see the same
 numbers. Long signals are processed in blocks of frames: memory is bounded by
-the block size, not by the file's length. The only cross-frame step is
-Viterbi smoothing, which is run on each block with `VITERBI_CONTEXT_FRAMES`
-frames of context on both sides (activations are computed once and reused), so
+the block size, not by the file's length. The cross-frame steps are Viterbi
+smoothing, which is run on each block with `VITERBI_CONTEXT_FRAMES` frames of
+context on both sides (activations are computed once and reused), and the
+octave-guided cascade's routing, which is given the 40 ms around each call; so
 blocked and whole-signal results agree.
 """
 
@@ -62,11 +63,12 @@ def compute_f0(audio: np.ndarray, sample_rate: int = 16000,
     sample_rate: Must be 16000 (CREPE's rate); resample first.
     frame_rate: Frames per second; must divide 16000.
     model: CREPE model when `crepe_model` is not given: a capacity ('tiny' ...
-      'full', magenta's) or 'cascade' (`crepe_lib.CascadeModel`).
+      'full', magenta's), 'cascade' (`crepe_lib.CascadeModel`) or 'cascade-octave'
+      (`crepe_octave.OctaveCascadeModel`).
     viterbi: Viterbi-smooth the pitch track.
     padding: Frame alignment, 'center' or 'same' (see `ddsp_core.framing`).
     precision: 'float32' or 'bfloat16' when `crepe_model` is not given.
-    crepe_model: A built `CrepeModel` or `CascadeModel` (e.g. from `DoFn.setup`).
+    crepe_model: A built model from `crepe_lib.get_model` (e.g. in `DoFn.setup`).
     block_frames: Frames processed at a time (memory bound).
     context_frames: Viterbi context on each side of a block.
     skip_silent_db: A speed lever, off by default: frames whose A-weighted
@@ -87,6 +89,7 @@ def compute_f0(audio: np.ndarray, sample_rate: int = 16000,
   context = context_frames if viterbi else 0
   silent = None if skip_silent_db is None else loudness_lib.compute_loudness(
       audio, sample_rate, frame_rate, n_fft=crepe_lib.FRAME_SIZE, padding=padding) <= skip_silent_db
+  sounding = None if silent is None else ~silent
   f0 = np.empty(n, np.float32)
   confidence = np.empty(n, np.float32)
   # Activations of frames [cache_start, cache_start + len(cache)), reused
@@ -98,22 +101,34 @@ def compute_f0(audio: np.ndarray, sample_rate: int = 16000,
     cache_end = cache_start + len(cache)
     keep = cache[max(lo - cache_start, 0):] if cache_end > lo else cache[:0]
     first_new = max(lo, cache_end) if len(keep) else lo
-    frames = framing.frame_signal(audio, crepe_lib.FRAME_SIZE, hop, first_new,
-                                  hi - first_new, padding)
-    if silent is None:
-      new = net.activations(frames)
-    else:
-      new = np.zeros((len(frames), crepe_lib.N_BINS), np.float32)
-      sounding = ~silent[first_new:hi]
-      if np.any(sounding):
-        new[sounding] = net.activations(frames[sounding])
+    new = _activations(net, audio, hop, padding, first_new, hi, n, frame_rate, sounding)
     cache = np.concatenate([keep, new])
     cache_start = lo
     block_f0, block_conf = crepe_lib.decode(
-        cache, viterbi=viterbi, observed=None if silent is None else ~silent[lo:hi])
+        cache, viterbi=viterbi, observed=None if sounding is None else sounding[lo:hi])
     f0[start:stop] = block_f0[start - lo:stop - lo]
     confidence[start:stop] = block_conf[start - lo:stop - lo]
   return f0, confidence
+
+
+def _activations(net, audio, hop, padding, start, stop, n, frame_rate, sounding=None):
+  """CREPE activations float32 [stop - start, 360] of frames [start, stop) of `audio`.
+
+  A model whose route for a frame depends on its neighbours (the octave-guided cascade:
+  `net.neighbour_frames(frame_rate)` frames each side) is given those too, with each frame's
+  index in the signal, and their rows are dropped: every row then equals the whole signal's.
+  Frames not `sounding` (bool [n], or None for all) are not run: their rows are 0.
+  """
+  routed = hasattr(net, "neighbour_frames")
+  margin = net.neighbour_frames(frame_rate) if routed else 0
+  a, b = max(0, start - margin), min(n, stop + margin)
+  frames = framing.frame_signal(audio, crepe_lib.FRAME_SIZE, hop, a, b - a, padding)
+  run = np.ones(b - a, bool) if sounding is None else sounding[a:b]
+  out = np.zeros((b - a, crepe_lib.N_BINS), np.float32)
+  if np.any(run):
+    where = {"index": np.arange(a, b)[run], "frame_rate": frame_rate} if routed else {}
+    out[run] = net.activations(frames if sounding is None else frames[run], **where)
+  return out[start - a:stop - a]
 
 
 def compute_f0_at_rate(audio: np.ndarray, f0_rate: int, frame_rate: int = 250,
@@ -170,11 +185,11 @@ def compute_features(audio: np.ndarray, sample_rate: int = 16000,
     sample_rate: Sample rate in Hz (16000).
     frame_rate: Frames per second (250 as magenta).
     model: CREPE model when `crepe_model` is not given: a capacity ('tiny' ...
-      'full', magenta's) or 'cascade' (`crepe_lib.CascadeModel`).
+      'full', magenta's), 'cascade' or 'cascade-octave' (see `compute_f0`).
     viterbi: Viterbi-smooth the pitch track.
     padding: Frame alignment, 'center' or 'same'.
     precision: CREPE precision when `crepe_model` is not given.
-    crepe_model: A built `CrepeModel` or `CascadeModel`.
+    crepe_model: A built model from `crepe_lib.get_model`.
     block_frames: Frames processed at a time (memory bound).
     f0_rate: Run CREPE at this many frames per second and interpolate
       (`compute_f0_at_rate`); None runs it at `frame_rate`.

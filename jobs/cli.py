@@ -20,10 +20,12 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_RUN_FAILED = 0, 1, 2
 CREPE_DEFAULT = "cascade"
 PRECISION_DEFAULT = "bfloat16"
 F0_RATE_DEFAULT = 100
-CREPE_CHOICES = ["tiny", "small", "medium", "large", "full", "cascade"]
+CREPE_CHOICES = ["tiny", "small", "medium", "large", "full", "cascade", "cascade-octave"]
 VERBOSE_HELP = "show TensorFlow's start-up lines and INFO logs (hidden by default)"
 CREPE_HELP = ("CREPE model (default cascade: small on every frame, then full, magenta's model, on "
-              "the frames small is unsure of or reads below 400 Hz; full alone is magenta's; tiny "
+              "the frames small is unsure of or reads below 400 Hz; cascade-octave: full only on "
+              "a 40 ms grid of those low frames, small's octave corrected from them between, "
+              "faster on low instruments; full alone is magenta's; tiny "
               "and small alone are faster but read low instruments an octave high; medium and "
               "large need the crepe-medium or crepe-large extra)")
 

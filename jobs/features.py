@@ -67,7 +67,7 @@ def run_features(patterns: Sequence[str], output: str, crepe_model: str = crepe_
     patterns: Glob patterns, paths or directories.
     output: Parquet path for per-frame features (schema `FEATURES_SCHEMA`);
       failures go to `<output stem>.errors.parquet` (`ERRORS_SCHEMA`).
-    crepe_model: CREPE model, a capacity or 'cascade'.
+    crepe_model: CREPE model, a capacity, 'cascade' or 'cascade-octave'.
     frame_rate: Frames per second.
     viterbi: Viterbi-smooth f0.
     padding: 'center' (frame i centred at i / frame_rate s) or 'same'.
