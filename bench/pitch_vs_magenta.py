@@ -6,8 +6,9 @@ Over every clean file of ../shared/corpus/{train,transfer,range} (26 files, 445 
 and mp3, 16 and 44.1 kHz), in this order, each step's figures written to --out as it ends (a
 run stopped early keeps what it measured):
 
-1. `ddsp-beam prepare` with its defaults (the CREPE cascade, bfloat16, f0 at 100 frames/s), one
-   command over the three folders: wall time, start-up included.
+1. `ddsp-beam prepare` with its defaults (the octave-guided CREPE cascade, bfloat16, f0 at 100
+   frames/s; or each CREPE path of --configs), one command over the folders: wall time,
+   start-up included.
 2. magenta ddsp 3.7.0's `ddsp_prepare_tfrecord` (the side venv, bench/make_magenta_venv.sh)
    with its default flags written out (as ../shared/tools/magenta/magenta_prepare_each.sh
    writes them), **one** run over the same files, so its start-up counts once: wall time.
@@ -41,7 +42,7 @@ MAGENTA_FLAGS = ["--num_shards=1", "--sample_rate=16000", "--frame_rate=250", "-
                  "--pipeline_options=--runner=DirectRunner"]
 
 
-def ours_prepare(files, work, config=DEFAULT_CONFIG):
+def ours_prepare(files, work, config=DEFAULT_CONFIG, name="ours"):
   """`ddsp-beam prepare` over the corpus folders, one command, with the CREPE path `config`
   (bench.pitch_levers' syntax; the default is prepare's own)."""
   inputs = []
@@ -52,7 +53,7 @@ def ours_prepare(files, work, config=DEFAULT_CONFIG):
   if c.skip_silent_db is not None:
     crepe += ["--skip_silent_db", f"{c.skip_silent_db:g}"]
   return bench_run.timed([bench_run.DDSP_BEAM, "prepare", *inputs, *crepe, "--output",
-                          os.path.join(work, "ours"), "--no_progress"])
+                          os.path.join(work, name), "--no_progress"])
 
 
 def magenta_prepare(files, work):
@@ -64,7 +65,8 @@ def magenta_prepare(files, work):
                           *MAGENTA_FLAGS])
 
 
-def report(files, seconds, prepare, magenta, levers, argv=(), config=DEFAULT_CONFIG) -> str:
+def report(files, seconds, prepares, magenta, levers, argv=()) -> str:
+  """`prepares`: [(config, (wall s, peak RSS MB))], ddsp-beam's prepare per CREPE path."""
   folders = sorted({f["folder"] for f in files})
   where = ("the whole shared corpus" if set(folders) == set(pitch_levers.FOLDERS)
            else " + ".join(f"{folder}/" for folder in folders))
@@ -78,9 +80,9 @@ def report(files, seconds, prepare, magenta, levers, argv=(), config=DEFAULT_CON
            "| prepare, one command over all files | wall s | s per audio s | peak RSS MB | "
            "magenta's wall / this |", "|---|---:|---:|---:|---:|"]
   m_wall = magenta[0] if magenta else None
-  if prepare:
+  for config, prepare in prepares:
     ratio = f"**{m_wall / prepare[0]:.1f}x**" if m_wall else "-"
-    what = "defaults" if config == DEFAULT_CONFIG else "--config"
+    what = "defaults" if config == DEFAULT_CONFIG else "--configs"
     lines.append(f"| ddsp-beam prepare, {what} ({config.replace('/', ', ')}) | "
                  f"{prepare[0]:.0f} | {prepare[0] / seconds:.3f} | {prepare[1]:.0f} | {ratio} |")
   if magenta:
@@ -96,9 +98,9 @@ def report(files, seconds, prepare, magenta, levers, argv=(), config=DEFAULT_CON
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--config", default=DEFAULT_CONFIG,
-                  help="prepare's CREPE path, MODEL/PRECISION/F0_RATE[/SKIP_SILENT_DB] (default: "
-                  "prepare's defaults)")
+  ap.add_argument("--configs", default=DEFAULT_CONFIG,
+                  help="comma-separated CREPE paths for prepare, each MODEL/PRECISION/F0_RATE"
+                  "[/SKIP_SILENT_DB], each its own timed run (default: prepare's defaults)")
   ap.add_argument("--levers", default=DEFAULT_LEVERS,
                   help="configs (bench.pitch_levers' syntax) scored after the default")
   ap.add_argument("--limit", type=int, default=0, help="only the first N files (a smoke run)")
@@ -116,11 +118,12 @@ def main(argv=None):
   files = [f for f in files if f["folder"] in args.folders.split(",")]
   files = files[:args.limit] if args.limit else files
   seconds = sum(bench_run.sf.info(f["audio"]).duration for f in files)
-  state = {"prepare": None, "magenta": None, "levers": []}
+  configs = [c for c in args.configs.split(",") if c]
+  state = {"prepares": [], "magenta": None, "levers": []}
 
   def write():
-    text = report(files, seconds, state["prepare"], state["magenta"], state["levers"],
-                  sys.argv[1:] if argv is None else argv, args.config)
+    text = report(files, seconds, state["prepares"], state["magenta"], state["levers"],
+                  sys.argv[1:] if argv is None else argv)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
       f.write(text)
@@ -129,19 +132,19 @@ def main(argv=None):
   with tempfile.TemporaryDirectory() as scratch:
     work = args.keep or scratch
     os.makedirs(work, exist_ok=True)
-    state["prepare"] = ours_prepare(files, work, args.config)
-    print(f"ddsp-beam prepare: {state['prepare'][0]:.0f} s", flush=True)
-    write()
+    for i, config in enumerate(configs):
+      state["prepares"].append((config, ours_prepare(files, work, config, f"ours{i}")))
+      print(f"ddsp-beam prepare {config}: {state['prepares'][-1][1][0]:.0f} s", flush=True)
+      write()
     state["magenta"] = magenta_prepare(files, work)
-    print(f"magenta prepare: {state['magenta'][0]:.0f} s "
-          f"({state['magenta'][0] / state['prepare'][0]:.1f}x ours)", flush=True)
+    print(f"magenta prepare: {state['magenta'][0]:.0f} s", flush=True)
     write()
   if args.no_score:
     return 0
   scorer = pitch_levers.load_score_f0(bench_run.CORPUS)
   for f in files:
     f["pcm"], _ = audio_lib.load_audio(f["audio"])
-  for text in [args.config] + [c for c in args.levers.split(",") if c]:
+  for text in configs + [c for c in args.levers.split(",") if c]:
     result = pitch_levers.run_config(pitch_levers.Config.parse(text), files, scorer)
     state["levers"].append(result)
     print(f"  {result['config']}: all {100 * result['by_folder']['all']['RPA']:.2f}%", flush=True)

@@ -17,15 +17,15 @@ from jobs import cli_flags
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_RUN_FAILED = 0, 1, 2
 # Kept here (not imported from ddsp_core.crepe) so that `--help` starts without TensorFlow.
-CREPE_DEFAULT = "cascade"
+CREPE_DEFAULT = "cascade-octave"
 PRECISION_DEFAULT = "bfloat16"
 F0_RATE_DEFAULT = 100
 CREPE_CHOICES = ["tiny", "small", "medium", "large", "full", "cascade", "cascade-octave"]
 VERBOSE_HELP = "show TensorFlow's start-up lines and INFO logs (hidden by default)"
-CREPE_HELP = ("CREPE model (default cascade: small on every frame, then full, magenta's model, on "
-              "the frames small is unsure of or reads below 400 Hz; cascade-octave: full only on "
-              "a 40 ms grid of those low frames, small's octave corrected from them between, "
-              "faster on low instruments; full alone is magenta's; tiny "
+CREPE_HELP = ("CREPE model (default cascade-octave: small on every frame, then full, magenta's "
+              "model, on the frames small is unsure of and on a 40 ms grid of those it reads "
+              "below 400 Hz, small's octave corrected from that grid between; cascade: full on "
+              "every such low frame, slower on low instruments; full alone is magenta's; tiny "
               "and small alone are faster but read low instruments an octave high; medium and "
               "large need the crepe-medium or crepe-large extra)")
 
@@ -37,9 +37,9 @@ def _add_skip_silent_arg(p) -> None:
 
 
 def _add_crepe_args(p) -> None:
-  """--crepe_model, --precision, --f0_rate: the default is the measured fast path (the cascade
-  in bfloat16, f0 at 100 frames/s); `--crepe_model full --precision float32 --f0_rate 250` is
-  magenta's (parity)."""
+  """--crepe_model, --precision, --f0_rate: the default is the measured fast path (the
+  octave-guided cascade in bfloat16, f0 at 100 frames/s); `--crepe_model full --precision
+  float32 --f0_rate 250` is magenta's (parity)."""
   p.add_argument("--crepe_model", default=CREPE_DEFAULT, choices=CREPE_CHOICES, help=CREPE_HELP)
   p.add_argument("--precision", default=PRECISION_DEFAULT, choices=["float32", "bfloat16"],
                  help="CREPE's convolutions in bfloat16 (default) or float32 (magenta's)")

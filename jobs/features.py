@@ -74,7 +74,7 @@ def run_features(patterns: Sequence[str], output: str, crepe_model: str = crepe_
     precision: CREPE precision, 'float32' or 'bfloat16'.
     plots_dir: If set, one PNG per file is written there.
     f0_rate: Run CREPE at this rate and interpolate (None: at frame_rate; the
-      default, 100, with the cascade in bfloat16, is the measured default path).
+      default, 100, with the octave-guided cascade in bfloat16, is the measured default path).
     progress: Show a progress bar on stderr.
     skip_silent_db: CREPE only on frames louder than this (A-weighted dB); the
       others get f0 0 and confidence 0 (None: every frame).

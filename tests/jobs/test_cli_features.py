@@ -87,7 +87,7 @@ def test_the_command_lines_crepe_default_is_the_librarys():
   assert (cli.PRECISION_DEFAULT, cli.F0_RATE_DEFAULT) == (crepe.DEFAULT_PRECISION,
                                                           features.DEFAULT_F0_RATE)
   for config in (prepare.PrepareConfig(), transfer.TransferConfig()):
-    assert (config.crepe_model, config.precision, config.f0_rate) == ("cascade", "bfloat16", 100)
+    assert (config.crepe_model, config.precision, config.f0_rate) == ("cascade-octave", "bfloat16", 100)
   crepe.check_installed(crepe.DEFAULT_MODEL)  # installed with ddsp-beam itself
 
 
