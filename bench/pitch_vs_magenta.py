@@ -34,7 +34,10 @@ from ddsp_core import crepe as crepe_lib
 from ddsp_core import features as features_lib
 
 DEFAULT_CONFIG = f"{crepe_lib.DEFAULT_MODEL}/{crepe_lib.DEFAULT_PRECISION}/{features_lib.DEFAULT_F0_RATE}"
-DEFAULT_LEVERS = f"{DEFAULT_CONFIG}/-70,{crepe_lib.DEFAULT_MODEL}/{crepe_lib.DEFAULT_PRECISION}/50"
+# Scored after the default: its opt-in silence skip, the cascade it replaced, f0 at 50 frames/s.
+DEFAULT_LEVERS = (f"{DEFAULT_CONFIG}/-70,{crepe_lib.CASCADE}/{crepe_lib.DEFAULT_PRECISION}/"
+                  f"{features_lib.DEFAULT_F0_RATE},"
+                  f"{crepe_lib.DEFAULT_MODEL}/{crepe_lib.DEFAULT_PRECISION}/50")
 MAGENTA_PREPARE = os.path.join(os.path.dirname(bench_run.MAGENTA_PY), "ddsp_prepare_tfrecord")
 # ddsp 3.7.0's defaults, written out (the same as magenta_prepare_each.sh).
 MAGENTA_FLAGS = ["--num_shards=1", "--sample_rate=16000", "--frame_rate=250", "--example_secs=4",

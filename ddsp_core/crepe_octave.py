@@ -21,8 +21,9 @@ on the frames within 40 ms of it, so `features.compute_f0` gives each call
 `neighbour_frames(frame_rate)` frames on each side (and drops their rows), and
 segments that start on whole seconds (prepare's chunks) read what the whole
 file reads. At 100 frames/s the grid is every 4th frame, at 250 every 10th, at
-50 every 2nd; at a rate whose frames never fall 40 ms apart (e.g. 64) the low
-frames all go through full, as in the cascade.
+50 every 2nd; at a rate whose frame times are rarely multiples of 40 ms (64
+frames/s: one frame a second) nearly all low frames go through full, as in the
+cascade. Whole seconds are multiples of 40 ms at every rate.
 
 The thresholds (40 ms, 100 cents, confidence 0.5, 400 Hz) were fixed before the
 first measurement (bench/results/2026-12-07-pitch-octave-range.md).
