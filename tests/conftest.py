@@ -1,5 +1,6 @@
 """Shared test set-up: paths to the shared corpus, tiny audio makers, slow marks."""
 
+import csv
 import os
 import shutil
 import subprocess
@@ -39,6 +40,22 @@ def corpus():
   if not os.path.isdir(CORPUS):
     pytest.skip(f"shared corpus not found at {CORPUS} (set DDSP_BEAM_SHARED)")
   return CORPUS
+
+
+def corpus_truth(path):
+  """A corpus truth CSV: f0 (Hz) [n_frames] and which frames are scored (voiced, weight > 0)."""
+  with open(path, encoding="utf-8") as f:
+    rows = list(csv.DictReader(f))
+  f0 = np.array([float(r["f0_hz"]) for r in rows])
+  voiced = np.array([r["voiced"] == "1" for r in rows])
+  weight = np.array([float(r["weight"]) for r in rows])
+  return f0, voiced & (weight > 0)
+
+
+def raw_pitch_accuracy(f0_hz, truth_hz, scored):
+  """Share of the scored frames whose f0 is within 50 cents of the truth."""
+  cents = 1200 * np.abs(np.log2(np.maximum(f0_hz[scored], 1e-3) / truth_hz[scored]))
+  return np.mean(cents <= 50)
 
 
 def tone(freq_hz=440.0, seconds=1.0, sample_rate=16000, amplitude=0.5, harmonics=1):

@@ -1,6 +1,5 @@
 """compute_features: layout, blocked processing and accuracy on real recordings."""
 
-import csv
 import os
 
 import numpy as np
@@ -10,7 +9,7 @@ from ddsp_core import audio
 from ddsp_core import crepe
 from ddsp_core import features
 from ddsp_core import framing
-from tests.conftest import tone
+from tests.conftest import corpus_truth, raw_pitch_accuracy, tone
 
 
 def _glide(seconds, sample_rate=16000):
@@ -113,20 +112,11 @@ def test_ten_minute_file_blocks_equal_whole():
   _assert_same_features(blocked, whole)
 
 
-def _truth(path):
-  with open(path, encoding="utf-8") as f:
-    rows = list(csv.DictReader(f))
-  f0 = np.array([float(r["f0_hz"]) for r in rows])
-  voiced = np.array([r["voiced"] == "1" for r in rows])
-  weight = np.array([float(r["weight"]) for r in rows])
-  return f0, voiced & (weight > 0)
-
-
 @pytest.mark.parametrize("relpath", ["train/violin/violin_dminor_aria", "transfer/cello_dminor"])
 def test_raw_pitch_accuracy_with_tiny(corpus, relpath):
   x, _ = audio.load_audio(os.path.join(corpus, relpath + ".wav"))
   f0, _ = features.compute_f0(x, model="tiny", viterbi=True)
-  truth, scored = _truth(os.path.join(corpus, "truth", relpath + ".csv"))
+  truth, scored = corpus_truth(os.path.join(corpus, "truth", relpath + ".csv"))
   assert len(truth) == len(f0)  # same frame grid as the corpus truth
   cents = 1200 * np.abs(np.log2(np.maximum(f0[scored], 1e-3) / truth[scored]))
   assert np.mean(cents <= 50) >= 0.94
@@ -146,8 +136,8 @@ def test_f0_at_a_lower_rate_is_interpolated_onto_the_frame_grid(corpus):
   confident = full["f0_confidence"] > 0.8
   cents = 1200 * np.abs(np.log2(low["f0_hz"][confident] / full["f0_hz"][confident]))
   assert np.mean(cents < 20) > 0.95
-  truth, scored = _truth(os.path.join(corpus, "truth", "train", "violin", "violin_dminor_aria.csv"))
-  rpa = np.mean(1200 * np.abs(np.log2(np.maximum(low["f0_hz"][scored], 1e-3) / truth[scored])) <= 50)
+  truth, scored = corpus_truth(os.path.join(corpus, "truth", "train", "violin", "violin_dminor_aria.csv"))
+  rpa = raw_pitch_accuracy(low["f0_hz"], truth, scored)
   assert rpa >= 0.94
 
 
