@@ -28,6 +28,7 @@ import numpy as np
 
 from ddsp_core import audio as audio_lib
 from ddsp_core import crepe as crepe_lib
+from ddsp_core import crepe_octave
 from ddsp_core import features as features_lib
 from ddsp_core import loudness as loudness_lib
 from bench import run as bench_run
@@ -35,6 +36,9 @@ from bench.score_corpus import DEFAULT_CORPUS
 
 FOLDERS = ("train", "transfer", "range")
 FRAME_RATE = 250
+# The octave cascade without its quiet rule (every unsure frame through full): the default of
+# 2026-12-07, kept as a lever to show what the rule changes.
+OCTAVE_NO_QUIET = "cascade-octave-noquiet"
 DEFAULT_CONFIGS = ("small/float32/250", "tiny/float32/250", "full/bfloat16/250",
                    "full/bfloat16/125", "full/bfloat16/100", "full/bfloat16/50",
                    "full/bfloat16/100/-70", "small/bfloat16/250")
@@ -50,7 +54,7 @@ class Config:
   @classmethod
   def parse(cls, text: str) -> "Config":
     parts = text.split("/")
-    if parts[0] in crepe_lib.CASCADES and parts[1].startswith("int8"):
+    if parts[0] in crepe_lib.CASCADES + (OCTAVE_NO_QUIET,) and parts[1].startswith("int8"):
       raise ValueError(f"{text}: the cascade runs in float32 or bfloat16 only")
     return cls(parts[0], parts[1], int(parts[2]), float(parts[3]) if len(parts) > 3 else None)
 
@@ -61,7 +65,10 @@ class Config:
     if self.model == "cascade":
       return f"cascade small -> full, {self.precision}, {self.f0_rate}{skip}"
     if self.model == crepe_lib.CASCADE_OCTAVE:
-      return f"cascade-octave (40 ms grid), {self.precision}, {self.f0_rate}{skip}"
+      return (f"cascade-octave (40 ms grid, quiet <= {crepe_octave.QUIET_DB:g} dB keep small), "
+              f"{self.precision}, {self.f0_rate}{skip}")
+    if self.model == OCTAVE_NO_QUIET:
+      return f"cascade-octave without the quiet rule (2026-12-07), {self.precision}, {self.f0_rate}{skip}"
     return f"{self.model}, {self.precision}, {self.f0_rate}{skip}"
 
 
@@ -102,6 +109,8 @@ def run_config(config: Config, files: List[Dict], scorer) -> Dict:
   if config.precision in ("int8", "int8-weights"):
     from bench import crepe_int8  # pylint: disable=g-import-not-at-top
     net = crepe_int8.Int8Crepe(config.model, config.precision)
+  elif config.model == OCTAVE_NO_QUIET:
+    net = crepe_octave.OctaveCascadeModel(config.precision, quiet_db=None)
   else:  # 'cascade': crepe.CascadeModel; 'cascade-octave': crepe_octave.OctaveCascadeModel
     net = crepe_lib.get_model(config.model, config.precision)
   net.activations(np.zeros((4, crepe_lib.FRAME_SIZE), np.float32))  # build, warm
@@ -109,7 +118,7 @@ def run_config(config: Config, files: List[Dict], scorer) -> Dict:
   if two_stage:
     net.frames = net.full_frames = 0  # one cascade per process: count this config's frames only
     if hasattr(net, "moved"):
-      net.settled = net.moved = 0
+      net.settled = net.moved = net.quiet_kept = 0
   wall = cpu = 0.0
   skipped = frames = 0
   per_file = []
@@ -143,6 +152,7 @@ def run_config(config: Config, files: List[Dict], scorer) -> Dict:
   if hasattr(net, "moved"):
     result["settled_share"] = net.settled / max(net.frames, 1)
     result["moved_share"] = net.moved / max(net.frames, 1)
+    result["quiet_share"] = net.quiet_kept / max(net.frames, 1)
   result["folder_shares"] = {k: {folder: a / max(b, 1) for folder, (a, b) in v.items()}
                              for k, v in shares.items() if v}
   return result
@@ -207,7 +217,8 @@ def markdown(results: List[Dict], seconds: float, n_files: int) -> str:
     if "moved_share" in r:
       lines.append(f"\n{r['config']}: {100 * r['settled_share']:.1f}% of CREPE's frames were low "
                    "and settled by a full neighbour without full of their own; "
-                   f"{100 * r['moved_share']:.1f}% moved by whole octaves.")
+                   f"{100 * r['moved_share']:.1f}% moved by whole octaves; "
+                   f"{100 * r['quiet_share']:.1f}% quiet, kept small's reading where unsure or low.")
     for kind, what in (("skipped", "of the frames skipped as silent"),
                        ("full", "of CREPE's frames through full as well")):
       per = r.get("folder_shares", {}).get(kind)

@@ -35,10 +35,12 @@ CAPACITY_MULTIPLIERS = {"tiny": 4, "small": 8, "medium": 16, "large": 24, "full"
 # chosen by measurement over the whole shared corpus, train/ + transfer/ + range/
 # (bench/pitch_levers.py, README "Speed"): the octave-guided cascade ('cascade-octave': small on
 # every frame, full where small is unsure and on a 40 ms grid of the frames it reads below
-# 400 Hz, small's octave corrected from that grid between) in bfloat16 with f0 at 100 frames/s
-# reads 99.12% of frames within 50 cents at 0.70 s per audio second, against the cascade's
-# ('cascade': full on every low frame) 99.20% at 1.26 (2026-12-07, one run): on low instruments
-# it runs full on 39% of the frames where the cascade runs it on all, for 0.17 points there.
+# 400 Hz, small's octave corrected from that grid between; quiet frames, <= -70 dB, keep small's
+# reading) in bfloat16 with f0 at 100 frames/s reads 99.14% of frames within 50 cents at 0.58 s
+# per audio second, against 99.12% at 0.76 without the quiet rule (2026-12-08, one run) and the
+# cascade's ('cascade': full on every low frame) 99.20% at 1.26 (2026-12-07): on low
+# instruments it runs full on 30% of the frames where the cascade runs it on all, for 0.15
+# points there.
 # "small" (the default until 2026-12) 96.5% and "tiny" 96.3%, from octave errors on low
 # instruments (baritone sax 73%, low cello 76%). Parity mode (magenta's numbers): full,
 # float32, f0 at 250 frames/s. ddsp_core.features' functions default to full (magenta's

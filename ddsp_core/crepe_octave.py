@@ -11,7 +11,14 @@ grid frame within 40 ms, when that frame's full reading is confident and the
 two differ by whole octaves to within `tolerance_cents`. The low frames it
 cannot settle that way (no confident full neighbour within 40 ms, or a
 difference that is not whole octaves: a note change) go through full as well,
-as do the frames small is unsure of. The octave move shifts small's activation
+as do the frames small is unsure of, unless they are quiet: a frame whose
+A-weighted loudness over CREPE's window is at or below `quiet_db` (-70 dB, the
+level of the `skip_silent_db` lever) never goes through full; it keeps small's
+reading (octave-moved like the others when a grid neighbour settles it). Such
+frames are release tails and the noise between notes, where small is unsure
+because there is no pitch to be sure of; running full there was most of the
+octave cascade's cost outside `range/`. Unlike `skip_silent_db` they keep a
+CREPE reading (small's), not f0 0 and confidence 0. The octave move shifts small's activation
 row by 60 bins (20 cents a bin), so decoding (Viterbi included) runs on the
 merged activations exactly as for the cascade.
 
@@ -26,7 +33,9 @@ frames/s: one frame a second) nearly all low frames go through full, as in the
 cascade. Whole seconds are multiples of 40 ms at every rate.
 
 The thresholds (40 ms, 100 cents, confidence 0.5, 400 Hz) were fixed before the
-first measurement (bench/results/2026-12-07-pitch-octave-range.md).
+first measurement (bench/results/2026-12-07-pitch-octave-range.md); the quiet
+level (-70 dB) was fixed before its first measurement, as the level the
+`skip_silent_db` lever had been measured at (bench/results/2026-12-08-*.md).
 """
 
 import math
@@ -36,10 +45,12 @@ from typing import Optional
 import numpy as np
 
 from ddsp_core import crepe as crepe_lib
+from ddsp_core import loudness as loudness_lib
 
 BINS_PER_OCTAVE = 60  # CREPE's bins are 20 cents apart
 GRID_MS = 40
 TOLERANCE_CENTS = 100.0
+QUIET_DB = -70.0  # A-weighted dB over CREPE's window (features' skip_silent_db scale)
 
 
 def grid_period(frame_rate: int) -> int:
@@ -70,8 +81,9 @@ def shift_rows(activation: np.ndarray, octaves: np.ndarray) -> np.ndarray:
 
 class OctaveCascadeModel:
   """Small everywhere; full on the 40 ms grid of the low frames, on frames small is unsure of,
-  and on low frames no confident grid neighbour settles. The `CrepeModel` interface, plus
-  `index` and `frame_rate` (see `activations`) and `neighbour_frames`.
+  and on low frames no confident grid neighbour settles, except on quiet frames. The
+  `CrepeModel` interface, plus `index` and `frame_rate` (see `activations`) and
+  `neighbour_frames`.
 
   Args:
     precision: 'float32' or 'bfloat16', for both networks.
@@ -79,19 +91,24 @@ class OctaveCascadeModel:
     confidence: Small's peak activation below which full runs too (and full's, for a grid
       frame to settle its neighbours).
     low_hz: Small's pitch below which a frame is low.
+    quiet_db: Frames at or below this A-weighted loudness (dB, over the 1024-sample frame)
+      keep small's reading and never go through full; None: no frame is quiet.
   """
 
   def __init__(self, precision: str = "float32", tolerance_cents: float = TOLERANCE_CENTS,
                confidence: float = crepe_lib.CASCADE_CONFIDENCE,
-               low_hz: float = crepe_lib.CASCADE_LOW_HZ):
+               low_hz: float = crepe_lib.CASCADE_LOW_HZ,
+               quiet_db: Optional[float] = QUIET_DB):
     self.model = crepe_lib.CASCADE_OCTAVE
     self.precision = precision
     self.tolerance, self.confidence, self.low_hz = tolerance_cents, confidence, low_hz
+    self.quiet_db = quiet_db
     self.small = crepe_lib.get_model("small", precision)
     self.full = crepe_lib.get_model("full", precision)
     self._lock = threading.Lock()
-    # Frames through small; through full too; settled without full; of those, moved by octaves.
-    self.frames = self.full_frames = self.settled = self.moved = 0
+    # Frames through small; through full too; settled without full; of those, moved by octaves;
+    # quiet frames small was unsure of or read low (full's, but for the quiet rule).
+    self.frames = self.full_frames = self.settled = self.moved = self.quiet_kept = 0
 
   neighbour_frames = staticmethod(neighbour_frames)
 
@@ -114,16 +131,18 @@ class OctaveCascadeModel:
     with np.errstate(invalid="ignore"):
       cents = crepe_lib.activation_to_cents(out)
       hz = 10.0 * 2.0 ** (cents / 1200.0)
+    quiet = (np.zeros(n, bool) if self.quiet_db is None else
+             loudness_lib.frame_loudness(frames, crepe_lib.MODEL_SAMPLE_RATE) <= self.quiet_db)
     unsure = ~(out.max(axis=1) >= self.confidence)
     low = ~(hz >= self.low_hz) & ~unsure  # NaN pitch: not low (it is unsure)
-    grid = low & (index % grid_period(frame_rate) == 0)
-    first = unsure | grid
+    grid = low & (index % grid_period(frame_rate) == 0) & ~quiet
+    first = (unsure & ~quiet) | grid
     if np.any(first):
       out[first] = self.full.activations(frames[first])
     targets = np.flatnonzero(low & ~grid)
     octaves, settled = self._octaves(out, index, np.flatnonzero(grid), targets, cents,
                                      neighbour_frames(frame_rate))
-    again = targets[~settled]
+    again = targets[~settled & ~quiet[targets]]
     if len(again):
       out[again] = self.full.activations(frames[again])
     moved = targets[settled]
@@ -134,6 +153,7 @@ class OctaveCascadeModel:
       self.full_frames += int(first.sum()) + len(again)
       self.settled += len(moved)
       self.moved += int(np.count_nonzero(octaves[settled]))
+      self.quiet_kept += int(np.sum(quiet & (unsure | low)))
     return out
 
   def _octaves(self, out, index, grid_rows, targets, small_cents, reach):

@@ -71,16 +71,32 @@ def compute_loudness(audio: np.ndarray, sample_rate: int = 16000,
   audio = np.asarray(audio, np.float32)
   hop = framing.hop_size(sample_rate, frame_rate)
   n = framing.num_frames(len(audio), hop, padding)
-  window, weighting = _weights(sample_rate, n_fft)
   out = np.empty(n, np.float32)
   for start in range(0, n, block_frames):
     count = min(block_frames, n - start)
     frames = framing.frame_signal(audio, n_fft, hop, start, count, padding)
-    spectrum = np.fft.rfft(frames * window, axis=-1)
-    power = spectrum.real.astype(np.float64) ** 2 + spectrum.imag.astype(np.float64) ** 2
-    avg_power = np.mean(power * weighting, axis=-1)
-    out[start:start + count] = power_to_db(avg_power, ref_db, range_db)
+    out[start:start + count] = frame_loudness(frames, sample_rate, range_db, ref_db)
   return out
+
+
+def frame_loudness(frames: np.ndarray, sample_rate: int = 16000, range_db: float = DB_RANGE,
+                   ref_db: float = 0.0) -> np.ndarray:
+  """A-weighted loudness of frames already cut, one value per frame (`compute_loudness`'s).
+
+  Args:
+    frames: float array [n_frames, n_fft] of audio at `sample_rate`.
+    sample_rate: Sample rate in Hz.
+    range_db: Floor of the result is -range_db dB.
+    ref_db: Reference level in dB.
+
+  Returns:
+    float32 array [n_frames] of loudness in dB.
+  """
+  frames = np.asarray(frames, np.float32)
+  window, weighting = _weights(sample_rate, frames.shape[-1])
+  spectrum = np.fft.rfft(frames * window, axis=-1)
+  power = spectrum.real.astype(np.float64) ** 2 + spectrum.imag.astype(np.float64) ** 2
+  return power_to_db(np.mean(power * weighting, axis=-1), ref_db, range_db).astype(np.float32)
 
 
 def compute_power(audio: np.ndarray, sample_rate: int = 16000, frame_rate: int = 50,

@@ -24,7 +24,8 @@ CREPE_CHOICES = ["tiny", "small", "medium", "large", "full", "cascade", "cascade
 VERBOSE_HELP = "show TensorFlow's start-up lines and INFO logs (hidden by default)"
 CREPE_HELP = ("CREPE model (default cascade-octave: small on every frame, then full, magenta's "
               "model, on the frames small is unsure of and on a 40 ms grid of those it reads "
-              "below 400 Hz, small's octave corrected from that grid between; cascade: full on "
+              "below 400 Hz, small's octave corrected from that grid between, quiet frames (<= -70 "
+              "dB) left to small; cascade: full on "
               "every such low frame, slower on low instruments; full alone is magenta's; tiny "
               "and small alone are faster but read low instruments an octave high; medium and "
               "large need the crepe-medium or crepe-large extra)")

@@ -10,6 +10,7 @@ from ddsp_core import crepe
 from ddsp_core import crepe_octave
 from ddsp_core import features
 from ddsp_core import framing
+from ddsp_core import loudness
 from tests.conftest import corpus_truth, raw_pitch_accuracy
 
 LOW = "range/barisax_c_minor_blues"  # small alone reads a fifth of its first 8 s an octave off
@@ -98,6 +99,32 @@ def test_skipping_silent_frames_through_the_octave_cascade_keeps_blocks_equal(lo
   blocked = features.compute_f0(x, block_frames=29, **kw)
   assert np.all(whole[1][205:295] == 0)  # skipped: confidence 0
   np.testing.assert_allclose(blocked[0], whole[0], rtol=1e-5)
+
+
+def test_quiet_frames_keep_smalls_reading_and_skip_full(low):
+  # Release tails and the noise between notes: small is unsure there because there is no pitch;
+  # at or below QUIET_DB the cascade keeps small's reading there instead of running full.
+  x = low[0][:3 * 16000].copy()
+  x[16000:2 * 16000] = np.random.default_rng(0).normal(0.0, 1e-5, 16000)  # noise, about -80 dB
+  frames = framing.frame_signal(x, crepe.FRAME_SIZE, 160, 0, 301, "center")
+  quiet = loudness.frame_loudness(frames) <= crepe_octave.QUIET_DB
+  small = crepe.get_model("small", "float32").activations(frames)
+  unsure = small.max(axis=1) < crepe.CASCADE_CONFIDENCE
+  assert quiet[106:195].all() and not quiet[50:98].any()  # in the noise; in the first note
+  assert np.sum(quiet & unsure) >= 50
+  rule = crepe_octave.OctaveCascadeModel("float32")
+  out = rule.activations(frames, frame_rate=100)
+  np.testing.assert_array_equal(out[quiet & unsure], small[quiet & unsure])
+  assert rule.quiet_kept >= np.sum(quiet & unsure)
+  everywhere = crepe_octave.OctaveCascadeModel("float32", quiet_db=None)
+  old = everywhere.activations(frames, frame_rate=100)
+  assert everywhere.quiet_kept == 0
+  assert rule.full_frames <= everywhere.full_frames - np.sum(quiet & unsure)
+  assert np.abs(old[quiet & unsure] - small[quiet & unsure]).max() > 0.1  # full reads otherwise
+  # Frames more than 40 ms from any quiet frame route as before.
+  far = np.convolve(quiet, np.ones(9), "same") == 0
+  assert far.sum() > 100
+  np.testing.assert_allclose(out[far], old[far], atol=1e-6)
 
 
 def test_octave_cascade_is_a_model_choice():
