@@ -39,6 +39,9 @@ FRAME_RATE = 250
 # The octave cascade without its quiet rule (every unsure frame through full): the default of
 # 2026-12-07, kept as a lever to show what the rule changes.
 OCTAVE_NO_QUIET = "cascade-octave-noquiet"
+# The octave cascade with another octave-move tolerance: "cascade-octave-tol50" (cents; 100 is
+# the default's).
+OCTAVE_TOLERANCE = "cascade-octave-tol"
 DEFAULT_CONFIGS = ("small/float32/250", "tiny/float32/250", "full/bfloat16/250",
                    "full/bfloat16/125", "full/bfloat16/100", "full/bfloat16/50",
                    "full/bfloat16/100/-70", "small/bfloat16/250")
@@ -66,6 +69,9 @@ class Config:
       return f"cascade small -> full, {self.precision}, {self.f0_rate}{skip}"
     if self.model == crepe_lib.CASCADE_OCTAVE:
       return (f"cascade-octave (40 ms grid, quiet <= {crepe_octave.QUIET_DB:g} dB keep small), "
+              f"{self.precision}, {self.f0_rate}{skip}")
+    if self.model.startswith(OCTAVE_TOLERANCE):
+      return (f"cascade-octave, octave moves within {self.model[len(OCTAVE_TOLERANCE):]} cents, "
               f"{self.precision}, {self.f0_rate}{skip}")
     if self.model == OCTAVE_NO_QUIET:
       return f"cascade-octave without the quiet rule (2026-12-07), {self.precision}, {self.f0_rate}{skip}"
@@ -109,6 +115,9 @@ def run_config(config: Config, files: List[Dict], scorer) -> Dict:
   if config.precision in ("int8", "int8-weights"):
     from bench import crepe_int8  # pylint: disable=g-import-not-at-top
     net = crepe_int8.Int8Crepe(config.model, config.precision)
+  elif config.model.startswith(OCTAVE_TOLERANCE):
+    net = crepe_octave.OctaveCascadeModel(
+        config.precision, tolerance_cents=float(config.model[len(OCTAVE_TOLERANCE):]))
   elif config.model == OCTAVE_NO_QUIET:
     net = crepe_octave.OctaveCascadeModel(config.precision, quiet_db=None)
   else:  # 'cascade': crepe.CascadeModel; 'cascade-octave': crepe_octave.OctaveCascadeModel
