@@ -57,7 +57,7 @@ class Config:
   @classmethod
   def parse(cls, text: str) -> "Config":
     parts = text.split("/")
-    if parts[0] in crepe_lib.CASCADES + (OCTAVE_NO_QUIET,) and parts[1].startswith("int8"):
+    if parts[0].startswith(crepe_lib.CASCADE) and parts[1].startswith("int8"):
       raise ValueError(f"{text}: the cascade runs in float32 or bfloat16 only")
     return cls(parts[0], parts[1], int(parts[2]), float(parts[3]) if len(parts) > 3 else None)
 

@@ -17,9 +17,10 @@ level of the `skip_silent_db` lever) never goes through full; it keeps small's
 reading (octave-moved like the others when a grid neighbour settles it). Such
 frames are release tails and the noise between notes, where small is unsure
 because there is no pitch to be sure of; they were over a third of the frames
-the octave cascade ran full on over the shared corpus (9.3% of all). Unlike `skip_silent_db` they keep a
-CREPE reading (small's), not f0 0 and confidence 0. The octave move shifts small's activation
-row by 60 bins (20 cents a bin), so decoding (Viterbi included) runs on the
+the octave cascade ran full on over the shared corpus (9.3% of all: its dithered
+silence reads about -70.7 dB). Unlike `skip_silent_db` they keep a CREPE
+reading (small's), not f0 0 and confidence 0. The octave move shifts small's
+activation row by 60 bins (20 cents a bin), so decoding (Viterbi included) runs on the
 merged activations exactly as for the cascade.
 
 The grid is on absolute time: frame i (at `frame_rate` frames/s) is on it when
